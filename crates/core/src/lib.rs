@@ -4,6 +4,7 @@
 pub mod config;
 pub mod cron;
 pub mod duration;
+pub mod perfdata;
 pub mod status;
 
 pub use status::Status;

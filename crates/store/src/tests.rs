@@ -1,0 +1,393 @@
+//! Store unit tests: the queue's property test on a fake clock, fencing, dedup, open-time
+//! refusals, check sync and sample ranges. All against real SQLite files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use rusqlite::Connection;
+
+use crate::queue::{self, Completion, FailOutcome, NewRun, RunState};
+use crate::{Store, StoreError, StoreOptions, checks, samples};
+
+fn memory_db() -> Connection {
+    let mut conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+    crate::migrations::migrate(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+    conn
+}
+
+fn new_run(priority: i64, max_attempts: u32, dedup_key: Option<String>) -> NewRun {
+    NewRun {
+        check_id: None,
+        kind: "job".to_string(),
+        payload: "{}".to_string(),
+        priority,
+        run_at: 0,
+        max_attempts,
+        dedup_key,
+    }
+}
+
+#[test]
+fn lease_complete_and_stale_fence() {
+    let conn = memory_db();
+    let first = queue::enqueue(&conn, &new_run(0, 3, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    let leases = queue::lease(&conn, "w1", 10, 1_000, 0).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].run_id, first.run_id);
+    assert_eq!(leases[0].attempt, 1);
+    // Not due again while leased.
+    assert!(queue::lease(&conn, "w2", 10, 1_000, 500).unwrap_or_default().is_empty());
+    // Expired: w2 takes it over with a new fence; w1's late completion is refused.
+    let taken = queue::lease(&conn, "w2", 10, 1_000, 1_000).unwrap_or_default();
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].fence > leases[0].fence);
+    let late = queue::complete(&conn, first.run_id, leases[0].fence, &Completion::default(), 1_100);
+    assert!(matches!(late, Err(StoreError::StaleLease { .. })), "{late:?}");
+    let late_beat = queue::heartbeat(&conn, first.run_id, leases[0].fence, 5_000);
+    assert!(matches!(late_beat, Err(StoreError::StaleLease { .. })), "{late_beat:?}");
+    queue::complete(&conn, first.run_id, taken[0].fence, &Completion { status: Some("ok".into()), ..Completion::default() }, 1_200)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Completing twice is refused too.
+    assert!(queue::complete(&conn, first.run_id, taken[0].fence, &Completion::default(), 1_300).is_err());
+    let row = queue::get(&conn, first.run_id).unwrap_or_default().unwrap_or_else(|| panic!("run gone"));
+    assert_eq!(row.state, RunState::Completed);
+    assert_eq!(row.attempts, 2);
+    assert_eq!(row.status.as_deref(), Some("ok"));
+}
+
+#[test]
+fn dedup_key_enqueues_once() {
+    let conn = memory_db();
+    let a = queue::enqueue(&conn, &new_run(0, 1, Some("check:7:1000".into())), 0).unwrap_or_else(|e| panic!("{e}"));
+    let b = queue::enqueue(&conn, &new_run(0, 1, Some("check:7:1000".into())), 0).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!a.deduplicated);
+    assert!(b.deduplicated);
+    assert_eq!(a.run_id, b.run_id);
+    let count: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0)).unwrap_or(-1);
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn priority_then_due_time_order() {
+    let conn = memory_db();
+    let mut low = new_run(0, 1, None);
+    low.run_at = 10;
+    let low = queue::enqueue(&conn, &low, 0).unwrap_or_else(|e| panic!("{e}"));
+    let high = queue::enqueue(&conn, &new_run(5, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    let mut future = new_run(9, 1, None);
+    future.run_at = 1_000;
+    queue::enqueue(&conn, &future, 0).unwrap_or_else(|e| panic!("{e}"));
+    let leased: Vec<i64> = queue::lease(&conn, "w", 10, 100, 20).unwrap_or_default().iter().map(|l| l.run_id).collect();
+    assert_eq!(leased, vec![high.run_id, low.run_id]);
+}
+
+#[test]
+fn fail_retries_with_backoff_then_dead_letters() {
+    let conn = memory_db();
+    let run = queue::enqueue(&conn, &new_run(0, 2, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    let lease = queue::lease(&conn, "w", 1, 1_000, 0).unwrap_or_default().remove(0);
+    let outcome = queue::fail(&conn, run.run_id, lease.fence, "boom", 10, Some(500)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome, FailOutcome::Retrying { run_at: 510 });
+    assert!(queue::lease(&conn, "w", 1, 1_000, 509).unwrap_or_default().is_empty(), "leased before its backoff");
+    let lease = queue::lease(&conn, "w", 1, 1_000, 510).unwrap_or_default().remove(0);
+    assert_eq!(lease.attempt, 2);
+    let outcome = queue::fail(&conn, run.run_id, lease.fence, "boom again", 600, Some(500)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome, FailOutcome::Dead);
+    let row = queue::get(&conn, run.run_id).unwrap_or_default().unwrap_or_else(|| panic!("run gone"));
+    assert_eq!(row.state, RunState::Dead);
+    assert_eq!(row.last_error.as_deref(), Some("boom again"));
+}
+
+#[test]
+fn expired_lease_on_last_attempt_is_dead_lettered() {
+    let conn = memory_db();
+    let run = queue::enqueue(&conn, &new_run(0, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    queue::lease(&conn, "w", 1, 100, 0).unwrap_or_default();
+    assert_eq!(queue::reclaim_expired(&conn, 100).unwrap_or(0), 1);
+    let row = queue::get(&conn, run.run_id).unwrap_or_default().unwrap_or_else(|| panic!("run gone"));
+    assert_eq!(row.state, RunState::Dead);
+    assert!(row.last_error.unwrap_or_default().contains("lease expired (held by w)"));
+}
+
+#[test]
+fn cancel_stops_a_leased_run() {
+    let conn = memory_db();
+    let run = queue::enqueue(&conn, &new_run(0, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    let lease = queue::lease(&conn, "w", 1, 1_000, 0).unwrap_or_default().remove(0);
+    assert_eq!(queue::cancel(&conn, run.run_id, 5).ok(), Some(RunState::Leased));
+    let beat = queue::heartbeat(&conn, run.run_id, lease.fence, 2_000);
+    assert!(matches!(beat, Err(StoreError::WrongState { .. })), "{beat:?}");
+    assert!(queue::complete(&conn, run.run_id, lease.fence, &Completion::default(), 6).is_err());
+    assert!(matches!(queue::cancel(&conn, run.run_id, 7), Err(StoreError::WrongState { .. })));
+    assert!(matches!(queue::cancel(&conn, 999, 7), Err(StoreError::RunNotFound(999))));
+}
+
+#[test]
+fn backoff_is_exponential_jittered_and_capped() {
+    for attempt in 1..=10u32 {
+        for random in [0u64, 1, 7, u64::MAX / 3, u64::MAX] {
+            let delay = queue::backoff_delay(attempt, 1_000, 60_000, random);
+            let ceiling = (1_000u64 << (attempt - 1)).min(60_000);
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay} not in [{}, {ceiling}]", ceiling / 2);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue { priority: i64, max_attempts: u32, dedup: Option<u8> },
+    Lease { worker: usize, limit: usize },
+    Heartbeat { worker: usize, pick: usize },
+    Complete { worker: usize, pick: usize },
+    Fail { worker: usize, pick: usize, retry: bool },
+    Crash { worker: usize },
+    Cancel { pick: usize },
+    StaleComplete { pick: usize },
+    Advance { ms: i64 },
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0i64..3, 1u32..4, proptest::option::of(0u8..4)).prop_map(|(priority, max_attempts, dedup)| Op::Enqueue { priority, max_attempts, dedup }),
+        3 => (0usize..3, 1usize..4).prop_map(|(worker, limit)| Op::Lease { worker, limit }),
+        1 => (0usize..3, 0usize..8).prop_map(|(worker, pick)| Op::Heartbeat { worker, pick }),
+        3 => (0usize..3, 0usize..8).prop_map(|(worker, pick)| Op::Complete { worker, pick }),
+        2 => (0usize..3, 0usize..8, any::<bool>()).prop_map(|(worker, pick, retry)| Op::Fail { worker, pick, retry }),
+        1 => (0usize..3).prop_map(|worker| Op::Crash { worker }),
+        1 => (0usize..16).prop_map(|pick| Op::Cancel { pick }),
+        1 => (0usize..32).prop_map(|pick| Op::StaleComplete { pick }),
+        2 => (0i64..1_500).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+const LEASE_MS: i64 = 1_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    run_id: i64,
+    fence: i64,
+    until: i64,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Interleaves every queue operation, worker crashes and clock moves, and checks that a run
+    /// is never held by two live workers, one attempt never gets two results, stale results are
+    /// refused, attempts never exceed the maximum, and every run ends completed, cancelled or dead.
+    #[test]
+    fn queue_state_machine(ops in proptest::collection::vec(op_strategy(), 1..120)) {
+        let conn = memory_db();
+        let mut now: i64 = 0;
+        let mut workers: Vec<Vec<Held>> = vec![Vec::new(); 3];
+        let mut issued: Vec<(i64, i64)> = Vec::new();
+        let mut latest_fence: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut runs: BTreeSet<i64> = BTreeSet::new();
+        let mut completed: BTreeSet<i64> = BTreeSet::new();
+
+        for op in ops {
+            match op {
+                Op::Enqueue { priority, max_attempts, dedup } => {
+                    let key = dedup.map(|k| format!("slot-{k}"));
+                    let enqueued = queue::enqueue(&conn, &new_run(priority, max_attempts, key), now).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    runs.insert(enqueued.run_id);
+                }
+                Op::Lease { worker, limit } => {
+                    let leases = queue::lease(&conn, &format!("w{worker}"), limit, LEASE_MS, now).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    for lease in leases {
+                        for (other, held) in workers.iter().enumerate() {
+                            for h in held.iter().filter(|h| h.run_id == lease.run_id) {
+                                prop_assert!(h.until <= now, "run {} leased to w{worker} while w{other} holds it until {} (now {now})", lease.run_id, h.until);
+                            }
+                        }
+                        prop_assert!(lease.fence > latest_fence.get(&lease.run_id).copied().unwrap_or(0));
+                        prop_assert!(!completed.contains(&lease.run_id));
+                        latest_fence.insert(lease.run_id, lease.fence);
+                        issued.push((lease.run_id, lease.fence));
+                        workers[worker].push(Held { run_id: lease.run_id, fence: lease.fence, until: lease.lease_until });
+                    }
+                }
+                Op::Heartbeat { worker, pick } => {
+                    if workers[worker].is_empty() { continue; }
+                    let index = pick % workers[worker].len();
+                    let held = workers[worker][index];
+                    let until = now + LEASE_MS;
+                    if queue::heartbeat(&conn, held.run_id, held.fence, until).is_ok() {
+                        prop_assert_eq!(latest_fence.get(&held.run_id).copied(), Some(held.fence));
+                        workers[worker][index].until = until;
+                    } else {
+                        workers[worker].remove(index);
+                    }
+                }
+                Op::Complete { worker, pick } => {
+                    if workers[worker].is_empty() { continue; }
+                    let index = pick % workers[worker].len();
+                    let held = workers[worker].remove(index);
+                    if queue::complete(&conn, held.run_id, held.fence, &Completion::default(), now).is_ok() {
+                        prop_assert_eq!(latest_fence.get(&held.run_id).copied(), Some(held.fence), "a stale fence completed run {}", held.run_id);
+                        prop_assert!(completed.insert(held.run_id), "run {} completed twice", held.run_id);
+                    }
+                }
+                Op::Fail { worker, pick, retry } => {
+                    if workers[worker].is_empty() { continue; }
+                    let index = pick % workers[worker].len();
+                    let held = workers[worker].remove(index);
+                    let delay = retry.then(|| queue::backoff_delay(1, 100, 1_000, held.fence as u64));
+                    if queue::fail(&conn, held.run_id, held.fence, "failed", now, delay).is_ok() {
+                        prop_assert_eq!(latest_fence.get(&held.run_id).copied(), Some(held.fence));
+                    }
+                }
+                Op::Crash { worker } => workers[worker].clear(),
+                Op::Cancel { pick } => {
+                    if runs.is_empty() { continue; }
+                    let run_id = *runs.iter().nth(pick % runs.len()).unwrap_or(&0);
+                    let _ = queue::cancel(&conn, run_id, now);
+                }
+                Op::StaleComplete { pick } => {
+                    if issued.is_empty() { continue; }
+                    let (run_id, fence) = issued[pick % issued.len()];
+                    if latest_fence.get(&run_id).copied() != Some(fence) {
+                        let result = queue::complete(&conn, run_id, fence, &Completion::default(), now);
+                        prop_assert!(result.is_err(), "stale fence {fence} for run {run_id} was accepted");
+                    }
+                }
+                Op::Advance { ms } => now += ms,
+            }
+            let over: i64 = conn.query_row("SELECT count(*) FROM runs WHERE attempts > max_attempts", [], |r| r.get(0)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(over, 0, "attempts exceeded the maximum");
+        }
+
+        // Drain: every worker gone, time moves on, a fresh worker finishes what is left.
+        for _ in 0..20 {
+            now += 10 * LEASE_MS;
+            let leases = queue::lease(&conn, "drain", 1_000, LEASE_MS, now).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for lease in leases {
+                queue::complete(&conn, lease.run_id, lease.fence, &Completion::default(), now).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+        }
+        let mut statement = conn.prepare("SELECT state, count(*) FROM runs GROUP BY state").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let states: Vec<(String, i64)> = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| TestCaseError::fail(e.to_string()))?
+            .collect::<Result<_, _>>().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (state, count) in states {
+            prop_assert!(matches!(state.as_str(), "completed" | "cancelled" | "dead"), "{count} runs left {state}");
+        }
+    }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn refuses_a_file_that_is_not_sqlite_and_leaves_it_untouched() {
+    let dir = temp_dir();
+    let path = dir.path().join(crate::DATABASE_FILE);
+    let garbage = b"this is not a database, it is a shopping list\n".repeat(200);
+    std::fs::write(&path, &garbage).unwrap_or_else(|e| panic!("{e}"));
+    let error = Store::open(dir.path(), StoreOptions::default()).err().map(|e| e.to_string());
+    assert_eq!(error, Some(format!("{} is not a warden database (not SQLite, or corrupt); it was left untouched", path.display())));
+    assert_eq!(std::fs::read(&path).unwrap_or_default(), garbage);
+}
+
+#[test]
+fn refuses_a_database_from_a_newer_schema() {
+    let dir = temp_dir();
+    let path = dir.path().join(crate::DATABASE_FILE);
+    {
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let before = std::fs::read(&path).unwrap_or_default();
+    let error = Store::open(dir.path(), StoreOptions::default()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("schema 99, this build knows 1"), "{error}");
+    let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap_or(0);
+    assert_eq!(version, 99);
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'runs'", [], |r| r.get(0)).unwrap_or(-1);
+    assert_eq!(tables, 0, "migrations ran on a newer database");
+    drop(conn);
+    assert_eq!(std::fs::read(&path).unwrap_or_default().len(), before.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_batches_concurrent_writes_and_survives_a_failing_op() {
+    let dir = temp_dir();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i == 100 {
+                // Writes something, then fails: its write must be rolled back alone.
+                return store
+                    .write(|conn| {
+                        queue::enqueue(conn, &new_run(0, 1, Some("poison".into())), 0)?;
+                        Err::<i64, _>(StoreError::Invalid("refused".into()))
+                    })
+                    .await
+                    .map(|_| 0);
+            }
+            store.write(move |conn| Ok(queue::enqueue(conn, &new_run(0, 1, None), i)?.run_id)).await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        if let Ok(Ok(_)) = task.await {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 199);
+    let (runs, poison): (i64, i64) = store
+        .read(|conn| {
+            Ok((
+                conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?,
+                conn.query_row("SELECT count(*) FROM runs WHERE dedup_key = 'poison'", [], |r| r.get(0))?,
+            ))
+        })
+        .await
+        .unwrap_or((-1, -1));
+    assert_eq!((runs, poison), (199, 0));
+    let stats = store.writer_stats();
+    assert_eq!(stats.operations, 200);
+    assert!(stats.transactions <= 200);
+    store.close().await;
+    assert!(matches!(store.write(|_| Ok(())).await, Err(StoreError::Closed)));
+}
+
+#[test]
+fn check_sync_rewrites_only_what_changed() {
+    let conn = memory_db();
+    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n[[check]]\nname = \"b\"\nkind = \"noop\"\nevery = \"1s\"\n";
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let first = checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.added, vec!["a", "b"]);
+    let again = checks::sync(&conn, &config.checks, 2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.added.len(), again.changed.len(), again.unchanged), (0, 0, 2));
+    let updated: i64 = conn.query_row("SELECT max(updated_at) FROM checks", [], |r| r.get(0)).unwrap_or(-1);
+    assert_eq!(updated, 1, "an unchanged config rewrote rows");
+    let text2 = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"2s\"\n";
+    let config2 = warden_core::config::parse_config("t.toml", text2, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let third = checks::sync(&conn, &config2.checks, 3).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((third.changed, third.removed), (vec!["a".to_string()], vec!["b".to_string()]));
+    let names: Vec<String> = checks::list(&conn).unwrap_or_default().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["a"]);
+}
+
+#[test]
+fn sample_ranges_cross_buckets_in_order() {
+    let conn = memory_db();
+    let cpu = samples::resolve_series(&conn, "host.cpu", "{}").unwrap_or_else(|e| panic!("{e}"));
+    let mem = samples::resolve_series(&conn, "host.mem", "{}").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(samples::resolve_series(&conn, "host.cpu", "{}").ok(), Some(cpu));
+    let mut batch = Vec::new();
+    for i in 0..300i64 {
+        batch.push(samples::Sample { series_id: cpu, ts: i * 1_000, value: i as f64 });
+        batch.push(samples::Sample { series_id: mem, ts: i * 1_000, value: -(i as f64) });
+    }
+    batch.push(samples::Sample { series_id: cpu, ts: 5, value: f64::NAN });
+    assert_eq!(samples::insert(&conn, &batch).ok(), Some(600));
+    let got = samples::range(&conn, cpu, 59_000, 121_000).unwrap_or_default();
+    let expected: Vec<(i64, f64)> = (59..=121).map(|i| (i * 1_000, i as f64)).collect();
+    assert_eq!(got, expected);
+    assert!(samples::range(&conn, cpu, 10, 5).unwrap_or_default().is_empty());
+}

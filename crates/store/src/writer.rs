@@ -1,0 +1,176 @@
+//! The single writer: a thread that owns the write connection and folds every pending
+//! operation into one transaction (group commit), replying to each caller after the commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{StoreError, StoreOptions};
+
+/// An operation run inside the batch transaction. It returns the reply to send once the
+/// transaction's fate (committed or not) is known.
+type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Counters describing the writer's batching.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub transactions: u64,
+    pub operations: u64,
+    pub largest_batch: u64,
+    pub failed_commits: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    transactions: AtomicU64,
+    operations: AtomicU64,
+    largest_batch: AtomicU64,
+    failed_commits: AtomicU64,
+}
+
+pub(crate) struct WriterHandle {
+    sender: std::sync::Mutex<Option<mpsc::Sender<Op>>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
+}
+
+impl WriterHandle {
+    pub(crate) fn start(conn: Connection, options: &StoreOptions) -> Result<WriterHandle, StoreError> {
+        let (sender, receiver) = mpsc::channel::<Op>(options.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let max_batch = options.max_batch.max(1);
+        let thread = std::thread::Builder::new()
+            .name("warden-store-writer".to_string())
+            .spawn(move || run(conn, receiver, max_batch, &thread_counters))
+            .map_err(|error| StoreError::Invalid(format!("cannot start the store writer thread: {error}")))?;
+        Ok(WriterHandle {
+            sender: std::sync::Mutex::new(Some(sender)),
+            thread: std::sync::Mutex::new(Some(thread)),
+            counters,
+        })
+    }
+
+    pub(crate) async fn submit<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let sender = self
+            .sender
+            .lock()
+            .ok()
+            .and_then(|guard| guard.as_ref().cloned())
+            .ok_or(StoreError::Closed)?;
+        let (reply_to, reply) = oneshot::channel::<Result<T, StoreError>>();
+        let boxed: Op = Box::new(move |conn: &Connection| {
+            let outcome = run_in_savepoint(conn, op);
+            Box::new(move |commit: Result<(), &StoreError>| {
+                let result = match commit {
+                    Ok(()) => outcome,
+                    Err(error) => Err(StoreError::Invalid(format!("write not committed: {error}"))),
+                };
+                let _ = reply_to.send(result);
+            })
+        });
+        sender.send(boxed).await.map_err(|_| StoreError::Closed)?;
+        reply.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
+            operations: self.counters.operations.load(Ordering::Relaxed),
+            largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
+            failed_commits: self.counters.failed_commits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops the sender so the thread drains what is queued, commits and exits; then joins it.
+    pub(crate) async fn close(&self) {
+        if let Ok(mut guard) = self.sender.lock() {
+            guard.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut guard| guard.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.sender.lock() {
+            guard.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut guard| guard.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run_in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
+    let outcome = op(conn);
+    let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op" };
+    conn.prepare_cached(end)?.execute([])?;
+    if outcome.is_err() {
+        conn.prepare_cached("RELEASE op")?.execute([])?;
+    }
+    outcome
+}
+
+fn run(conn: Connection, mut receiver: mpsc::Receiver<Op>, max_batch: usize, counters: &Counters) {
+    let mut batch: Vec<Op> = Vec::with_capacity(max_batch);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len() as u64;
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        match begun {
+            Ok(()) => {
+                for op in batch.drain(..) {
+                    replies.push(op(&conn));
+                }
+                let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+                if let Err(error) = &committed {
+                    counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, operations = size, "store commit failed");
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for reply in replies {
+                    reply(committed.as_ref().map(|_| ()));
+                }
+            }
+            Err(error) => {
+                counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                let error = StoreError::from(error);
+                tracing::error!(%error, operations = size, "store transaction could not begin");
+                // The operations never ran: tell each caller.
+                for op in batch.drain(..) {
+                    drop(op);
+                }
+            }
+        }
+        counters.transactions.fetch_add(1, Ordering::Relaxed);
+        counters.operations.fetch_add(size, Ordering::Relaxed);
+        counters.largest_batch.fetch_max(size, Ordering::Relaxed);
+    }
+    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+        tracing::warn!(%error, "final checkpoint failed");
+    }
+}
