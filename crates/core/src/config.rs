@@ -21,19 +21,10 @@ pub const DEFAULT_DATA: &str = "./warden-data";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub hub: HubConfig,
     pub checks: Vec<CheckConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            hub: HubConfig::default(),
-            checks: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

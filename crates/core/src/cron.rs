@@ -35,8 +35,9 @@ impl CronSchedule {
     pub fn zone(timezone: Option<&str>) -> Result<TimeZone, String> {
         match timezone {
             None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
-            Some(name) => TimeZone::get(name)
-                .map_err(|_| format!("unknown time zone `{name}`: use an IANA name like `Europe/Paris` or `UTC`")),
+            Some(name) => TimeZone::get(name).map_err(|_| {
+                format!("unknown time zone `{name}`: use an IANA name like `Europe/Paris` or `UTC`")
+            }),
         }
     }
 

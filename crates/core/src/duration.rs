@@ -8,7 +8,9 @@ use std::time::Duration;
 pub enum DurationError {
     #[error("empty duration")]
     Empty,
-    #[error("`{0}` is not a duration: expected a number followed by a unit (ms, s, m, h, d, w), e.g. `30s` or `1h30m`")]
+    #[error(
+        "`{0}` is not a duration: expected a number followed by a unit (ms, s, m, h, d, w), e.g. `30s` or `1h30m`"
+    )]
     Malformed(String),
     #[error("`{text}` has an unknown unit `{unit}`: use ms, s, m, h, d or w")]
     UnknownUnit { text: String, unit: String },
@@ -26,7 +28,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut total_ms: u64 = 0;
     let mut rest = trimmed;
     while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits_end == 0 {
             return Err(DurationError::Malformed(trimmed.to_string()));
         }
@@ -74,7 +78,13 @@ impl fmt::Display for HumanDuration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;

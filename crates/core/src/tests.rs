@@ -20,14 +20,21 @@ fn env(name: &str) -> Option<String> {
 fn check(text: &str, expect: &Expect) {
     let rendered = match parse_config("warden.toml", text, &env) {
         Ok(config) => {
-            let mut out = format!("ok listen={} data={}\n", config.hub.listen, config.hub.data.display());
+            let mut out = format!(
+                "ok listen={} data={}\n",
+                config.hub.listen,
+                config.hub.data.display()
+            );
             for check in &config.checks {
                 let schedule = match &check.schedule {
                     Schedule::Every(every) => format!("every {}", HumanDuration(*every)),
                     Schedule::Cron { expr, timezone } => format!("cron {expr:?} tz={timezone:?}"),
                 };
                 let detail = match &check.kind {
-                    CheckKind::Exec(exec) => format!("{:?} env={:?} cwd={:?} clean={}", exec.command, exec.env, exec.cwd, exec.clean_env),
+                    CheckKind::Exec(exec) => format!(
+                        "{:?} env={:?} cwd={:?} clean={}",
+                        exec.command, exec.env, exec.cwd, exec.clean_env
+                    ),
                     CheckKind::Noop => String::new(),
                 };
                 out.push_str(&format!(
@@ -90,9 +97,12 @@ every = "30s"
 
 #[test]
 fn empty_config_is_valid() {
-    check("", &expect![[r#"
+    check(
+        "",
+        &expect![[r#"
         ok listen=127.0.0.1:7878 data=./warden-data
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -291,7 +301,10 @@ fn bad_configs() {
             "#]],
         ),
     ];
-    assert!(cases.len() >= 15, "the issue asks for at least 15 bad configs");
+    assert!(
+        cases.len() >= 15,
+        "the issue asks for at least 15 bad configs"
+    );
     for (what, text, expect) in cases {
         eprintln!("case: {what}");
         check(text, expect);
@@ -342,12 +355,18 @@ fn durations() {
 
 #[test]
 fn cron_next_in_zone() {
-    let schedule = CronSchedule::parse("30 2 * * *", Some("Europe/Paris")).map_err(|e| e.to_string());
+    let schedule =
+        CronSchedule::parse("30 2 * * *", Some("Europe/Paris")).map_err(|e| e.to_string());
     let schedule = schedule.unwrap_or_else(|e| panic!("{e}"));
-    let start: jiff::Timestamp = "2026-03-28T12:00:00Z".parse().unwrap_or_else(|e| panic!("{e}"));
+    let start: jiff::Timestamp = "2026-03-28T12:00:00Z"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
     // 2026-03-29 02:30 does not exist in Paris (clocks jump 02:00 -> 03:00).
     let first = schedule.next_after(start).map(|t| t.to_string());
-    let second = schedule.next_after(start).and_then(|t| schedule.next_after(t)).map(|t| t.to_string());
+    let second = schedule
+        .next_after(start)
+        .and_then(|t| schedule.next_after(t))
+        .map(|t| t.to_string());
     // 02:30 does not exist that night: like Vixie cron, the slot runs at the first instant after
     // the gap, 03:00 CEST (01:00Z), once.
     assert_eq!(first.as_deref(), Some("2026-03-29T01:00:00Z"));

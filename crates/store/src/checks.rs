@@ -31,7 +31,8 @@ pub struct CheckRow {
 
 /// The canonical text of a check definition and its BLAKE3 hash.
 pub fn canonical_spec(check: &CheckConfig) -> Result<(String, [u8; 32]), StoreError> {
-    let spec = serde_json::to_string(check).map_err(|error| StoreError::Invalid(format!("check `{}`: {error}", check.name)))?;
+    let spec = serde_json::to_string(check)
+        .map_err(|error| StoreError::Invalid(format!("check `{}`: {error}", check.name)))?;
     let hash = *blake3::hash(spec.as_bytes()).as_bytes();
     Ok((spec, hash))
 }
@@ -81,7 +82,8 @@ pub fn sync(conn: &Connection, checks: &[CheckConfig], now: i64) -> Result<SyncR
     Ok(report)
 }
 
-const CHECK_COLUMNS: &str = "id, name, kind, spec, status, status_since, last_run_id, last_run_at, summary";
+const CHECK_COLUMNS: &str =
+    "id, name, kind, spec, status, status_since, last_run_id, last_run_at, summary";
 
 fn check_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckRow> {
     Ok(CheckRow {
@@ -108,7 +110,9 @@ pub fn list(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
 
 pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<CheckRow>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM checks WHERE name = ?1 AND removed_at IS NULL"))?
+        .prepare_cached(&format!(
+            "SELECT {CHECK_COLUMNS} FROM checks WHERE name = ?1 AND removed_at IS NULL"
+        ))?
         .query_row([name], check_from_row)
         .optional()?)
 }

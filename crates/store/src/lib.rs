@@ -24,19 +24,21 @@ pub const DATABASE_FILE: &str = "warden.db";
 /// What went wrong in the store, in the caller's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create data folder {path}: {source}")]
+    #[error("cannot create data folder {path}")]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("data folder {path} is not writable: {source}")]
+    #[error("data folder {path} is not writable")]
     NotWritable {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{path} is not a warden database (not SQLite, or corrupt); it was left untouched")]
     NotADatabase { path: PathBuf },
-    #[error("the database was written by a newer warden (schema {found}, this build knows {supported}); it was left untouched: upgrade warden")]
+    #[error(
+        "the database was written by a newer warden (schema {found}, this build knows {supported}); it was left untouched: upgrade warden"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("{path} is locked by another process")]
     Locked { path: PathBuf },
@@ -87,7 +89,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -159,7 +163,10 @@ impl Store {
     }
 
     /// Runs `op` on a read connection on the calling thread (for sync callers and tests).
-    pub fn read_blocking<T>(&self, op: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read_blocking<T>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.inner.take_reader()?;
         let result = op(&conn);
         self.inner.return_reader(conn);
@@ -198,11 +205,14 @@ impl Inner {
 /// Opens a connection with warden's pragmas. The writer's connection sets WAL mode.
 pub(crate) fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
     let flags = if writer {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|error| classify(error.into(), path))?;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|error| classify(error.into(), path))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let setup = if writer {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
@@ -213,7 +223,8 @@ pub(crate) fn open_connection(path: &Path, writer: bool) -> Result<Connection, S
     // The first statement reads the header: a file that is not SQLite fails here, unchanged.
     conn.query_row("PRAGMA schema_version", [], |_| Ok(()))
         .map_err(|error| classify(error.into(), path))?;
-    conn.execute_batch(setup).map_err(|error| classify(error.into(), path))?;
+    conn.execute_batch(setup)
+        .map_err(|error| classify(error.into(), path))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -222,10 +233,14 @@ fn classify(error: StoreError, path: &Path) -> StoreError {
     if let StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, _)) = &error {
         match code.code {
             rusqlite::ErrorCode::NotADatabase => {
-                return StoreError::NotADatabase { path: path.to_path_buf() };
+                return StoreError::NotADatabase {
+                    path: path.to_path_buf(),
+                };
             }
             rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
-                return StoreError::Locked { path: path.to_path_buf() };
+                return StoreError::Locked {
+                    path: path.to_path_buf(),
+                };
             }
             _ => {}
         }

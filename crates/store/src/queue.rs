@@ -41,7 +41,10 @@ impl RunState {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, RunState::Completed | RunState::Dead | RunState::Cancelled)
+        matches!(
+            self,
+            RunState::Completed | RunState::Dead | RunState::Cancelled
+        )
     }
 }
 
@@ -137,7 +140,9 @@ pub fn backoff_delay(attempt: u32, base_ms: u64, max_ms: u64, random: u64) -> u6
 
 pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, StoreError> {
     if run.max_attempts == 0 {
-        return Err(StoreError::Invalid("max_attempts must be at least 1".to_string()));
+        return Err(StoreError::Invalid(
+            "max_attempts must be at least 1".to_string(),
+        ));
     }
     if run.kind.is_empty() {
         return Err(StoreError::Invalid("kind must not be empty".to_string()));
@@ -155,12 +160,18 @@ pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, St
         )
         .optional()?;
     if let Some(run_id) = inserted {
-        return Ok(Enqueued { run_id, deduplicated: false });
+        return Ok(Enqueued {
+            run_id,
+            deduplicated: false,
+        });
     }
     let existing: i64 = conn
         .prepare_cached("SELECT id FROM runs WHERE dedup_key = ?1")?
         .query_row([&run.dedup_key], |row| row.get(0))?;
-    Ok(Enqueued { run_id: existing, deduplicated: true })
+    Ok(Enqueued {
+        run_id: existing,
+        deduplicated: true,
+    })
 }
 
 /// Returns runs whose lease expired to the queue (or dead-letters them when out of attempts).
@@ -180,7 +191,13 @@ pub fn reclaim_expired(conn: &Connection, now: i64) -> Result<usize, StoreError>
 
 /// Leases up to `limit` due runs to `owner` until `now + lease_ms`, highest priority first,
 /// then oldest due. Expired leases are reclaimed first. Each lease gets a new fencing token.
-pub fn lease(conn: &Connection, owner: &str, limit: usize, lease_ms: i64, now: i64) -> Result<Vec<Lease>, StoreError> {
+pub fn lease(
+    conn: &Connection,
+    owner: &str,
+    limit: usize,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<Lease>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -211,7 +228,11 @@ pub fn lease(conn: &Connection, owner: &str, limit: usize, lease_ms: i64, now: i
     })?;
     let mut leases = rows.collect::<Result<Vec<_>, _>>()?;
     // RETURNING order is unspecified: restore the queue's order.
-    leases.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.run_id.cmp(&b.0.run_id)));
+    leases.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(a.2.cmp(&b.2))
+            .then(a.0.run_id.cmp(&b.0.run_id))
+    });
     Ok(leases.into_iter().map(|(lease, _, _)| lease).collect())
 }
 
@@ -234,15 +255,32 @@ fn fence_error(conn: &Connection, run_id: i64, fence: i64) -> StoreError {
 
 /// Extends a held lease to `lease_until`. Fails with `StaleLease` when the fence no longer holds
 /// (the lease expired and went elsewhere) and `WrongState` when the run was cancelled.
-pub fn heartbeat(conn: &Connection, run_id: i64, fence: i64, lease_until: i64) -> Result<(), StoreError> {
+pub fn heartbeat(
+    conn: &Connection,
+    run_id: i64,
+    fence: i64,
+    lease_until: i64,
+) -> Result<(), StoreError> {
     let changed = conn
-        .prepare_cached("UPDATE runs SET lease_until = ?3 WHERE id = ?1 AND fence = ?2 AND state = 'leased'")?
+        .prepare_cached(
+            "UPDATE runs SET lease_until = ?3 WHERE id = ?1 AND fence = ?2 AND state = 'leased'",
+        )?
         .execute(params![run_id, fence, lease_until])?;
-    if changed == 1 { Ok(()) } else { Err(fence_error(conn, run_id, fence)) }
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(fence_error(conn, run_id, fence))
+    }
 }
 
 /// Records the result of a held lease. A stale fence is refused, so one attempt has one result.
-pub fn complete(conn: &Connection, run_id: i64, fence: i64, completion: &Completion, now: i64) -> Result<(), StoreError> {
+pub fn complete(
+    conn: &Connection,
+    run_id: i64,
+    fence: i64,
+    completion: &Completion,
+    now: i64,
+) -> Result<(), StoreError> {
     let changed = conn
         .prepare_cached(
             "UPDATE runs SET state = 'completed', finished_at = ?3, status = ?4, exit_code = ?5, summary = ?6,
@@ -258,7 +296,11 @@ pub fn complete(conn: &Connection, run_id: i64, fence: i64, completion: &Complet
             completion.summary,
             completion.result
         ])?;
-    if changed == 1 { Ok(()) } else { Err(fence_error(conn, run_id, fence)) }
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(fence_error(conn, run_id, fence))
+    }
 }
 
 /// Records a failed attempt: queued again after `retry_delay_ms`, or dead-lettered when it was
@@ -309,7 +351,8 @@ pub fn cancel(conn: &Connection, run_id: i64, now: i64) -> Result<RunState, Stor
     let Some(state) = state else {
         return Err(StoreError::RunNotFound(run_id));
     };
-    let previous = RunState::parse(&state).ok_or_else(|| StoreError::Invalid(format!("unknown run state {state}")))?;
+    let previous = RunState::parse(&state)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown run state {state}")))?;
     if previous.is_final() {
         return Err(StoreError::WrongState {
             run_id,

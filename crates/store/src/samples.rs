@@ -41,21 +41,32 @@ pub fn find_series(conn: &Connection, name: &str, labels: &str) -> Result<Option
 /// Inserts samples; a second sample for the same series and time replaces the first.
 /// Non-finite values are refused (they would poison aggregates).
 pub fn insert(conn: &Connection, samples: &[Sample]) -> Result<usize, StoreError> {
-    let mut statement =
-        conn.prepare_cached("INSERT OR REPLACE INTO samples (bucket, series_id, ts, value) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut statement = conn.prepare_cached(
+        "INSERT OR REPLACE INTO samples (bucket, series_id, ts, value) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     let mut written = 0;
     for sample in samples {
         if !sample.value.is_finite() {
             continue;
         }
-        statement.execute(params![sample.ts.div_euclid(BUCKET_MS), sample.series_id, sample.ts, sample.value])?;
+        statement.execute(params![
+            sample.ts.div_euclid(BUCKET_MS),
+            sample.series_id,
+            sample.ts,
+            sample.value
+        ])?;
         written += 1;
     }
     Ok(written)
 }
 
 /// A series' samples with `from <= ts <= to`, oldest first.
-pub fn range(conn: &Connection, series_id: i64, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+pub fn range(
+    conn: &Connection,
+    series_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, f64)>, StoreError> {
     if to < from {
         return Ok(Vec::new());
     }
@@ -66,7 +77,13 @@ pub fn range(conn: &Connection, series_id: i64, from: i64, to: i64) -> Result<Ve
          ORDER BY s.bucket, s.ts",
     )?;
     let rows = statement.query_map(
-        params![series_id, from.div_euclid(BUCKET_MS), to.div_euclid(BUCKET_MS), from, to],
+        params![
+            series_id,
+            from.div_euclid(BUCKET_MS),
+            to.div_euclid(BUCKET_MS),
+            from,
+            to
+        ],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

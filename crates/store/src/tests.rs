@@ -36,20 +36,56 @@ fn lease_complete_and_stale_fence() {
     assert_eq!(leases[0].run_id, first.run_id);
     assert_eq!(leases[0].attempt, 1);
     // Not due again while leased.
-    assert!(queue::lease(&conn, "w2", 10, 1_000, 500).unwrap_or_default().is_empty());
+    assert!(
+        queue::lease(&conn, "w2", 10, 1_000, 500)
+            .unwrap_or_default()
+            .is_empty()
+    );
     // Expired: w2 takes it over with a new fence; w1's late completion is refused.
     let taken = queue::lease(&conn, "w2", 10, 1_000, 1_000).unwrap_or_default();
     assert_eq!(taken.len(), 1);
     assert!(taken[0].fence > leases[0].fence);
-    let late = queue::complete(&conn, first.run_id, leases[0].fence, &Completion::default(), 1_100);
-    assert!(matches!(late, Err(StoreError::StaleLease { .. })), "{late:?}");
+    let late = queue::complete(
+        &conn,
+        first.run_id,
+        leases[0].fence,
+        &Completion::default(),
+        1_100,
+    );
+    assert!(
+        matches!(late, Err(StoreError::StaleLease { .. })),
+        "{late:?}"
+    );
     let late_beat = queue::heartbeat(&conn, first.run_id, leases[0].fence, 5_000);
-    assert!(matches!(late_beat, Err(StoreError::StaleLease { .. })), "{late_beat:?}");
-    queue::complete(&conn, first.run_id, taken[0].fence, &Completion { status: Some("ok".into()), ..Completion::default() }, 1_200)
-        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(late_beat, Err(StoreError::StaleLease { .. })),
+        "{late_beat:?}"
+    );
+    queue::complete(
+        &conn,
+        first.run_id,
+        taken[0].fence,
+        &Completion {
+            status: Some("ok".into()),
+            ..Completion::default()
+        },
+        1_200,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // Completing twice is refused too.
-    assert!(queue::complete(&conn, first.run_id, taken[0].fence, &Completion::default(), 1_300).is_err());
-    let row = queue::get(&conn, first.run_id).unwrap_or_default().unwrap_or_else(|| panic!("run gone"));
+    assert!(
+        queue::complete(
+            &conn,
+            first.run_id,
+            taken[0].fence,
+            &Completion::default(),
+            1_300
+        )
+        .is_err()
+    );
+    let row = queue::get(&conn, first.run_id)
+        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("run gone"));
     assert_eq!(row.state, RunState::Completed);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.status.as_deref(), Some("ok"));
@@ -58,12 +94,16 @@ fn lease_complete_and_stale_fence() {
 #[test]
 fn dedup_key_enqueues_once() {
     let conn = memory_db();
-    let a = queue::enqueue(&conn, &new_run(0, 1, Some("check:7:1000".into())), 0).unwrap_or_else(|e| panic!("{e}"));
-    let b = queue::enqueue(&conn, &new_run(0, 1, Some("check:7:1000".into())), 0).unwrap_or_else(|e| panic!("{e}"));
+    let a = queue::enqueue(&conn, &new_run(0, 1, Some("check:7:1000".into())), 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = queue::enqueue(&conn, &new_run(0, 1, Some("check:7:1000".into())), 0)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!a.deduplicated);
     assert!(b.deduplicated);
     assert_eq!(a.run_id, b.run_id);
-    let count: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0)).unwrap_or(-1);
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap_or(-1);
     assert_eq!(count, 1);
 }
 
@@ -77,7 +117,11 @@ fn priority_then_due_time_order() {
     let mut future = new_run(9, 1, None);
     future.run_at = 1_000;
     queue::enqueue(&conn, &future, 0).unwrap_or_else(|e| panic!("{e}"));
-    let leased: Vec<i64> = queue::lease(&conn, "w", 10, 100, 20).unwrap_or_default().iter().map(|l| l.run_id).collect();
+    let leased: Vec<i64> = queue::lease(&conn, "w", 10, 100, 20)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.run_id)
+        .collect();
     assert_eq!(leased, vec![high.run_id, low.run_id]);
 }
 
@@ -85,15 +129,28 @@ fn priority_then_due_time_order() {
 fn fail_retries_with_backoff_then_dead_letters() {
     let conn = memory_db();
     let run = queue::enqueue(&conn, &new_run(0, 2, None), 0).unwrap_or_else(|e| panic!("{e}"));
-    let lease = queue::lease(&conn, "w", 1, 1_000, 0).unwrap_or_default().remove(0);
-    let outcome = queue::fail(&conn, run.run_id, lease.fence, "boom", 10, Some(500)).unwrap_or_else(|e| panic!("{e}"));
+    let lease = queue::lease(&conn, "w", 1, 1_000, 0)
+        .unwrap_or_default()
+        .remove(0);
+    let outcome = queue::fail(&conn, run.run_id, lease.fence, "boom", 10, Some(500))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome, FailOutcome::Retrying { run_at: 510 });
-    assert!(queue::lease(&conn, "w", 1, 1_000, 509).unwrap_or_default().is_empty(), "leased before its backoff");
-    let lease = queue::lease(&conn, "w", 1, 1_000, 510).unwrap_or_default().remove(0);
+    assert!(
+        queue::lease(&conn, "w", 1, 1_000, 509)
+            .unwrap_or_default()
+            .is_empty(),
+        "leased before its backoff"
+    );
+    let lease = queue::lease(&conn, "w", 1, 1_000, 510)
+        .unwrap_or_default()
+        .remove(0);
     assert_eq!(lease.attempt, 2);
-    let outcome = queue::fail(&conn, run.run_id, lease.fence, "boom again", 600, Some(500)).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = queue::fail(&conn, run.run_id, lease.fence, "boom again", 600, Some(500))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome, FailOutcome::Dead);
-    let row = queue::get(&conn, run.run_id).unwrap_or_default().unwrap_or_else(|| panic!("run gone"));
+    let row = queue::get(&conn, run.run_id)
+        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("run gone"));
     assert_eq!(row.state, RunState::Dead);
     assert_eq!(row.last_error.as_deref(), Some("boom again"));
 }
@@ -104,22 +161,42 @@ fn expired_lease_on_last_attempt_is_dead_lettered() {
     let run = queue::enqueue(&conn, &new_run(0, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
     queue::lease(&conn, "w", 1, 100, 0).unwrap_or_default();
     assert_eq!(queue::reclaim_expired(&conn, 100).unwrap_or(0), 1);
-    let row = queue::get(&conn, run.run_id).unwrap_or_default().unwrap_or_else(|| panic!("run gone"));
+    let row = queue::get(&conn, run.run_id)
+        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("run gone"));
     assert_eq!(row.state, RunState::Dead);
-    assert!(row.last_error.unwrap_or_default().contains("lease expired (held by w)"));
+    assert!(
+        row.last_error
+            .unwrap_or_default()
+            .contains("lease expired (held by w)")
+    );
 }
 
 #[test]
 fn cancel_stops_a_leased_run() {
     let conn = memory_db();
     let run = queue::enqueue(&conn, &new_run(0, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
-    let lease = queue::lease(&conn, "w", 1, 1_000, 0).unwrap_or_default().remove(0);
-    assert_eq!(queue::cancel(&conn, run.run_id, 5).ok(), Some(RunState::Leased));
+    let lease = queue::lease(&conn, "w", 1, 1_000, 0)
+        .unwrap_or_default()
+        .remove(0);
+    assert_eq!(
+        queue::cancel(&conn, run.run_id, 5).ok(),
+        Some(RunState::Leased)
+    );
     let beat = queue::heartbeat(&conn, run.run_id, lease.fence, 2_000);
-    assert!(matches!(beat, Err(StoreError::WrongState { .. })), "{beat:?}");
+    assert!(
+        matches!(beat, Err(StoreError::WrongState { .. })),
+        "{beat:?}"
+    );
     assert!(queue::complete(&conn, run.run_id, lease.fence, &Completion::default(), 6).is_err());
-    assert!(matches!(queue::cancel(&conn, run.run_id, 7), Err(StoreError::WrongState { .. })));
-    assert!(matches!(queue::cancel(&conn, 999, 7), Err(StoreError::RunNotFound(999))));
+    assert!(matches!(
+        queue::cancel(&conn, run.run_id, 7),
+        Err(StoreError::WrongState { .. })
+    ));
+    assert!(matches!(
+        queue::cancel(&conn, 999, 7),
+        Err(StoreError::RunNotFound(999))
+    ));
 }
 
 #[test]
@@ -128,22 +205,51 @@ fn backoff_is_exponential_jittered_and_capped() {
         for random in [0u64, 1, 7, u64::MAX / 3, u64::MAX] {
             let delay = queue::backoff_delay(attempt, 1_000, 60_000, random);
             let ceiling = (1_000u64 << (attempt - 1)).min(60_000);
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay} not in [{}, {ceiling}]", ceiling / 2);
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay} not in [{}, {ceiling}]",
+                ceiling / 2
+            );
         }
     }
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Enqueue { priority: i64, max_attempts: u32, dedup: Option<u8> },
-    Lease { worker: usize, limit: usize },
-    Heartbeat { worker: usize, pick: usize },
-    Complete { worker: usize, pick: usize },
-    Fail { worker: usize, pick: usize, retry: bool },
-    Crash { worker: usize },
-    Cancel { pick: usize },
-    StaleComplete { pick: usize },
-    Advance { ms: i64 },
+    Enqueue {
+        priority: i64,
+        max_attempts: u32,
+        dedup: Option<u8>,
+    },
+    Lease {
+        worker: usize,
+        limit: usize,
+    },
+    Heartbeat {
+        worker: usize,
+        pick: usize,
+    },
+    Complete {
+        worker: usize,
+        pick: usize,
+    },
+    Fail {
+        worker: usize,
+        pick: usize,
+        retry: bool,
+    },
+    Crash {
+        worker: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
+    StaleComplete {
+        pick: usize,
+    },
+    Advance {
+        ms: i64,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -284,8 +390,16 @@ fn refuses_a_file_that_is_not_sqlite_and_leaves_it_untouched() {
     let path = dir.path().join(crate::DATABASE_FILE);
     let garbage = b"this is not a database, it is a shopping list\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap_or_else(|e| panic!("{e}"));
-    let error = Store::open(dir.path(), StoreOptions::default()).err().map(|e| e.to_string());
-    assert_eq!(error, Some(format!("{} is not a warden database (not SQLite, or corrupt); it was left untouched", path.display())));
+    let error = Store::open(dir.path(), StoreOptions::default())
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        error,
+        Some(format!(
+            "{} is not a warden database (not SQLite, or corrupt); it was left untouched",
+            path.display()
+        ))
+    );
     assert_eq!(std::fs::read(&path).unwrap_or_default(), garbage);
 }
 
@@ -295,15 +409,27 @@ fn refuses_a_database_from_a_newer_schema() {
     let path = dir.path().join(crate::DATABASE_FILE);
     {
         let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let before = std::fs::read(&path).unwrap_or_default();
-    let error = Store::open(dir.path(), StoreOptions::default()).err().map(|e| e.to_string()).unwrap_or_default();
+    let error = Store::open(dir.path(), StoreOptions::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(error.contains("schema 99, this build knows 1"), "{error}");
     let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap_or(0);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap_or(0);
     assert_eq!(version, 99);
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'runs'", [], |r| r.get(0)).unwrap_or(-1);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'runs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(-1);
     assert_eq!(tables, 0, "migrations ran on a newer database");
     drop(conn);
     assert_eq!(std::fs::read(&path).unwrap_or_default().len(), before.len());
@@ -327,7 +453,9 @@ async fn writer_batches_concurrent_writes_and_survives_a_failing_op() {
                     .await
                     .map(|_| 0);
             }
-            store.write(move |conn| Ok(queue::enqueue(conn, &new_run(0, 1, None), i)?.run_id)).await
+            store
+                .write(move |conn| Ok(queue::enqueue(conn, &new_run(0, 1, None), i)?.run_id))
+                .await
         }));
     }
     let mut ok = 0;
@@ -341,7 +469,11 @@ async fn writer_batches_concurrent_writes_and_survives_a_failing_op() {
         .read(|conn| {
             Ok((
                 conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?,
-                conn.query_row("SELECT count(*) FROM runs WHERE dedup_key = 'poison'", [], |r| r.get(0))?,
+                conn.query_row(
+                    "SELECT count(*) FROM runs WHERE dedup_key = 'poison'",
+                    [],
+                    |r| r.get(0),
+                )?,
             ))
         })
         .await
@@ -351,25 +483,42 @@ async fn writer_batches_concurrent_writes_and_survives_a_failing_op() {
     assert_eq!(stats.operations, 200);
     assert!(stats.transactions <= 200);
     store.close().await;
-    assert!(matches!(store.write(|_| Ok(())).await, Err(StoreError::Closed)));
+    assert!(matches!(
+        store.write(|_| Ok(())).await,
+        Err(StoreError::Closed)
+    ));
 }
 
 #[test]
 fn check_sync_rewrites_only_what_changed() {
     let conn = memory_db();
     let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n[[check]]\nname = \"b\"\nkind = \"noop\"\nevery = \"1s\"\n";
-    let config = warden_core::config::parse_config("t.toml", text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
     let first = checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first.added, vec!["a", "b"]);
     let again = checks::sync(&conn, &config.checks, 2).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((again.added.len(), again.changed.len(), again.unchanged), (0, 0, 2));
-    let updated: i64 = conn.query_row("SELECT max(updated_at) FROM checks", [], |r| r.get(0)).unwrap_or(-1);
+    assert_eq!(
+        (again.added.len(), again.changed.len(), again.unchanged),
+        (0, 0, 2)
+    );
+    let updated: i64 = conn
+        .query_row("SELECT max(updated_at) FROM checks", [], |r| r.get(0))
+        .unwrap_or(-1);
     assert_eq!(updated, 1, "an unchanged config rewrote rows");
     let text2 = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"2s\"\n";
-    let config2 = warden_core::config::parse_config("t.toml", text2, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let config2 = warden_core::config::parse_config("t.toml", text2, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
     let third = checks::sync(&conn, &config2.checks, 3).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((third.changed, third.removed), (vec!["a".to_string()], vec!["b".to_string()]));
-    let names: Vec<String> = checks::list(&conn).unwrap_or_default().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        (third.changed, third.removed),
+        (vec!["a".to_string()], vec!["b".to_string()])
+    );
+    let names: Vec<String> = checks::list(&conn)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     assert_eq!(names, vec!["a"]);
 }
 
@@ -378,16 +527,35 @@ fn sample_ranges_cross_buckets_in_order() {
     let conn = memory_db();
     let cpu = samples::resolve_series(&conn, "host.cpu", "{}").unwrap_or_else(|e| panic!("{e}"));
     let mem = samples::resolve_series(&conn, "host.mem", "{}").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(samples::resolve_series(&conn, "host.cpu", "{}").ok(), Some(cpu));
+    assert_eq!(
+        samples::resolve_series(&conn, "host.cpu", "{}").ok(),
+        Some(cpu)
+    );
     let mut batch = Vec::new();
     for i in 0..300i64 {
-        batch.push(samples::Sample { series_id: cpu, ts: i * 1_000, value: i as f64 });
-        batch.push(samples::Sample { series_id: mem, ts: i * 1_000, value: -(i as f64) });
+        batch.push(samples::Sample {
+            series_id: cpu,
+            ts: i * 1_000,
+            value: i as f64,
+        });
+        batch.push(samples::Sample {
+            series_id: mem,
+            ts: i * 1_000,
+            value: -(i as f64),
+        });
     }
-    batch.push(samples::Sample { series_id: cpu, ts: 5, value: f64::NAN });
+    batch.push(samples::Sample {
+        series_id: cpu,
+        ts: 5,
+        value: f64::NAN,
+    });
     assert_eq!(samples::insert(&conn, &batch).ok(), Some(600));
     let got = samples::range(&conn, cpu, 59_000, 121_000).unwrap_or_default();
     let expected: Vec<(i64, f64)> = (59..=121).map(|i| (i * 1_000, i as f64)).collect();
     assert_eq!(got, expected);
-    assert!(samples::range(&conn, cpu, 10, 5).unwrap_or_default().is_empty());
+    assert!(
+        samples::range(&conn, cpu, 10, 5)
+            .unwrap_or_default()
+            .is_empty()
+    );
 }

@@ -31,7 +31,11 @@ pub fn insert(
 
 /// The live (not revoked, not expired) token with this hash, with its stored hash for a
 /// constant-time comparison by the caller.
-pub fn find_live(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<Option<(TokenRow, Vec<u8>)>, StoreError> {
+pub fn find_live(
+    conn: &Connection,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<Option<(TokenRow, Vec<u8>)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, name, role, created_at, expires_at, revoked_at, hash FROM tokens
@@ -54,7 +58,9 @@ pub fn find_live(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<Option<
 }
 
 pub fn count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.prepare_cached("SELECT count(*) FROM tokens")?.query_row([], |row| row.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM tokens")?
+        .query_row([], |row| row.get(0))?)
 }
 
 pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
@@ -65,7 +71,9 @@ pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, StoreErr
 }
 
 pub fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2")?
-        .execute(params![key, value])?;
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+    )?
+    .execute(params![key, value])?;
     Ok(())
 }

@@ -39,7 +39,10 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(crate) fn start(conn: Connection, options: &StoreOptions) -> Result<WriterHandle, StoreError> {
+    pub(crate) fn start(
+        conn: Connection,
+        options: &StoreOptions,
+    ) -> Result<WriterHandle, StoreError> {
         let (sender, receiver) = mpsc::channel::<Op>(options.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
@@ -47,7 +50,9 @@ impl WriterHandle {
         let thread = std::thread::Builder::new()
             .name("warden-store-writer".to_string())
             .spawn(move || run(conn, receiver, max_batch, &thread_counters))
-            .map_err(|error| StoreError::Invalid(format!("cannot start the store writer thread: {error}")))?;
+            .map_err(|error| {
+                StoreError::Invalid(format!("cannot start the store writer thread: {error}"))
+            })?;
         Ok(WriterHandle {
             sender: std::sync::Mutex::new(Some(sender)),
             thread: std::sync::Mutex::new(Some(thread)),
@@ -120,7 +125,11 @@ fn run_in_savepoint<T>(
 ) -> Result<T, StoreError> {
     conn.prepare_cached("SAVEPOINT op")?.execute([])?;
     let outcome = op(conn);
-    let end = if outcome.is_ok() { "RELEASE op" } else { "ROLLBACK TO op" };
+    let end = if outcome.is_ok() {
+        "RELEASE op"
+    } else {
+        "ROLLBACK TO op"
+    };
     conn.prepare_cached(end)?.execute([])?;
     if outcome.is_err() {
         conn.prepare_cached("RELEASE op")?.execute([])?;

@@ -97,17 +97,25 @@ impl Cx<'_> {
                             self.error(
                                 item.span(),
                                 &path,
-                                format!("expected a table `[[check]]`, found {}", item.get_ref().type_str()),
+                                format!(
+                                    "expected a table `[[check]]`, found {}",
+                                    item.get_ref().type_str()
+                                ),
                             );
                             continue;
                         };
                         if let Some(check) = self.check(table, item.span(), &path) {
                             if let Some(first) = names.get(&check.name) {
-                                let name_span = get(table, "name").map(|(_, v)| v.span()).unwrap_or(item.span());
+                                let name_span = get(table, "name")
+                                    .map(|(_, v)| v.span())
+                                    .unwrap_or(item.span());
                                 self.error(
                                     name_span,
                                     &format!("{path}.name"),
-                                    format!("duplicate check name `{}` (first used by check[{first}])", check.name),
+                                    format!(
+                                        "duplicate check name `{}` (first used by check[{first}])",
+                                        check.name
+                                    ),
                                 );
                             } else {
                                 names.insert(check.name.clone(), index);
@@ -119,7 +127,10 @@ impl Cx<'_> {
                 other => self.error(
                     checks.span(),
                     "check",
-                    format!("expected an array of tables `[[check]]`, found {}", other.type_str()),
+                    format!(
+                        "expected an array of tables `[[check]]`, found {}",
+                        other.type_str()
+                    ),
                 ),
             }
         }
@@ -137,7 +148,9 @@ impl Cx<'_> {
                 Err(_) => self.error(
                     value.span(),
                     "hub.listen",
-                    format!("`{text}` is not a socket address: expected IP:PORT, e.g. `127.0.0.1:7878`"),
+                    format!(
+                        "`{text}` is not a socket address: expected IP:PORT, e.g. `127.0.0.1:7878`"
+                    ),
                 ),
             }
         }
@@ -153,7 +166,12 @@ impl Cx<'_> {
         hub
     }
 
-    fn check(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<CheckConfig> {
+    fn check(
+        &mut self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        path: &str,
+    ) -> Option<CheckConfig> {
         let errors_before = self.errors.len();
         let name = match get(table, "name") {
             Some((_, value)) => self.string(value, &format!("{path}.name")).and_then(|name| {
@@ -174,18 +192,23 @@ impl Cx<'_> {
             }
         };
         let kind_name = match get(table, "kind") {
-            Some((_, value)) => self.string(value, &format!("{path}.kind")).and_then(|kind| {
-                if KINDS.contains(&kind.as_str()) {
-                    Some(kind)
-                } else {
-                    self.error(
-                        value.span(),
-                        &format!("{path}.kind"),
-                        format!("unknown check kind `{kind}`, expected one of: {}", KINDS.join(", ")),
-                    );
-                    None
-                }
-            }),
+            Some((_, value)) => self
+                .string(value, &format!("{path}.kind"))
+                .and_then(|kind| {
+                    if KINDS.contains(&kind.as_str()) {
+                        Some(kind)
+                    } else {
+                        self.error(
+                            value.span(),
+                            &format!("{path}.kind"),
+                            format!(
+                                "unknown check kind `{kind}`, expected one of: {}",
+                                KINDS.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                }),
             None => {
                 self.error(span.clone(), path, "missing key `kind`".to_string());
                 None
@@ -245,7 +268,12 @@ impl Cx<'_> {
         })
     }
 
-    fn schedule(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<Schedule> {
+    fn schedule(
+        &mut self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        path: &str,
+    ) -> Option<Schedule> {
         let every = get(table, "every");
         let cron = get(table, "cron");
         let timezone = get(table, "timezone");
@@ -259,7 +287,12 @@ impl Cx<'_> {
                 None
             }
             (None, None) => {
-                self.error(span, path, "missing schedule: give `every = \"30s\"` or `cron = \"*/5 * * * *\"`".to_string());
+                self.error(
+                    span,
+                    path,
+                    "missing schedule: give `every = \"30s\"` or `cron = \"*/5 * * * *\"`"
+                        .to_string(),
+                );
                 None
             }
             (Some((_, every_value)), None) => {
@@ -270,7 +303,8 @@ impl Cx<'_> {
                         "`timezone` only applies to `cron` schedules".to_string(),
                     );
                 }
-                self.positive_duration(every_value, &format!("{path}.every")).map(Schedule::Every)
+                self.positive_duration(every_value, &format!("{path}.every"))
+                    .map(Schedule::Every)
             }
             (None, Some((_, cron_value))) => {
                 let expr = self.string(cron_value, &format!("{path}.cron"))?;
@@ -311,7 +345,12 @@ impl Cx<'_> {
                             }
                         }
                         if ok && command.first().is_none_or(|program| program.is_empty()) {
-                            self.error(value.span(), &key, "must name a program: `command = [\"prog\", \"arg\", ...]`".to_string());
+                            self.error(
+                                value.span(),
+                                &key,
+                                "must name a program: `command = [\"prog\", \"arg\", ...]`"
+                                    .to_string(),
+                            );
                             ok = false;
                         }
                         ok.then_some(command)
@@ -325,13 +364,21 @@ impl Cx<'_> {
                         None
                     }
                     other => {
-                        self.error(value.span(), &key, format!("expected an array of strings, found {}", other.type_str()));
+                        self.error(
+                            value.span(),
+                            &key,
+                            format!("expected an array of strings, found {}", other.type_str()),
+                        );
                         None
                     }
                 }
             }
             None => {
-                self.error(span, path, "an exec check needs `command = [\"prog\", \"arg\", ...]`".to_string());
+                self.error(
+                    span,
+                    path,
+                    "an exec check needs `command = [\"prog\", \"arg\", ...]`".to_string(),
+                );
                 None
             }
         };
@@ -340,14 +387,20 @@ impl Cx<'_> {
             None => Some(BTreeMap::new()),
         };
         let cwd = match get(table, "cwd") {
-            Some((_, value)) => self.string(value, &format!("{path}.cwd")).map(|cwd| Some(PathBuf::from(cwd))),
+            Some((_, value)) => self
+                .string(value, &format!("{path}.cwd"))
+                .map(|cwd| Some(PathBuf::from(cwd))),
             None => Some(None),
         };
         let clean_env = match get(table, "clean_env") {
             Some((_, value)) => match value.get_ref() {
                 DeValue::Boolean(flag) => Some(*flag),
                 other => {
-                    self.error(value.span(), &format!("{path}.clean_env"), format!("expected true or false, found {}", other.type_str()));
+                    self.error(
+                        value.span(),
+                        &format!("{path}.clean_env"),
+                        format!("expected true or false, found {}", other.type_str()),
+                    );
                     None
                 }
             },
@@ -372,7 +425,11 @@ impl Cx<'_> {
                 }
             },
             other => {
-                self.error(value.span(), path, format!("expected a string, found {}", other.type_str()));
+                self.error(
+                    value.span(),
+                    path,
+                    format!("expected a string, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -380,7 +437,14 @@ impl Cx<'_> {
 
     fn string_map(&mut self, value: &Value<'_>, path: &str) -> Option<BTreeMap<String, String>> {
         let DeValue::Table(table) = value.get_ref() else {
-            self.error(value.span(), path, format!("expected a table of strings, found {}", value.get_ref().type_str()));
+            self.error(
+                value.span(),
+                path,
+                format!(
+                    "expected a table of strings, found {}",
+                    value.get_ref().type_str()
+                ),
+            );
             return None;
         };
         let mut map = BTreeMap::new();
@@ -398,7 +462,11 @@ impl Cx<'_> {
 
     fn positive_duration(&mut self, value: &Value<'_>, path: &str) -> Option<Duration> {
         if let DeValue::Integer(_) | DeValue::Float(_) = value.get_ref() {
-            self.error(value.span(), path, "a duration needs a unit and quotes, e.g. \"30s\"".to_string());
+            self.error(
+                value.span(),
+                path,
+                "a duration needs a unit and quotes, e.g. \"30s\"".to_string(),
+            );
             return None;
         }
         let text = self.string(value, path)?;
@@ -421,24 +489,42 @@ impl Cx<'_> {
             if allowed.contains(&name) {
                 continue;
             }
-            let full = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            let full = if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
             let hint = match closest(name, allowed) {
                 Some(near) => format!(" (did you mean `{near}`?)"),
                 None => String::new(),
             };
-            self.error(key.span(), &full, format!("unknown key `{name}`{hint}; expected one of: {}", allowed.join(", ")));
+            self.error(
+                key.span(),
+                &full,
+                format!(
+                    "unknown key `{name}`{hint}; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            );
         }
     }
 }
 
-fn get<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<(&'t Spanned<std::borrow::Cow<'i, str>>, &'t Value<'i>)> {
-    table.iter().find(|(name, _)| name.get_ref().as_ref() == key)
+fn get<'t, 'i>(
+    table: &'t DeTable<'i>,
+    key: &str,
+) -> Option<(&'t Spanned<std::borrow::Cow<'i, str>>, &'t Value<'i>)> {
+    table
+        .iter()
+        .find(|(name, _)| name.get_ref().as_ref() == key)
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$${` stands for a literal `${`.
@@ -490,7 +576,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -517,4 +607,3 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     previous.last().copied().unwrap_or(0)
 }
-

@@ -1,1 +1,4 @@
-//! it
+//! Whole-system tests: the real `warden` binary, real SQLite files, real sockets.
+
+mod foundation;
+mod harness;
