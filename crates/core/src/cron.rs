@@ -49,4 +49,10 @@ impl CronSchedule {
             .ok()
             .map(|next| next.timestamp())
     }
+
+    /// [`CronSchedule::next_after`] in milliseconds since the Unix epoch.
+    pub fn next_after_ms(&self, after_ms: i64) -> Option<i64> {
+        let after = Timestamp::from_millisecond(after_ms).ok()?;
+        self.next_after(after).map(|next| next.as_millisecond())
+    }
 }

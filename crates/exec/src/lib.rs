@@ -32,6 +32,7 @@
 //! A process that leaves the group (`setsid`, `setpgid`) is out of reach of all of this; if it
 //! holds the pipes, the bounded drains still keep it from hanging the run.
 
+pub mod check;
 mod group;
 mod output;
 mod process;

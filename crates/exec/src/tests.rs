@@ -739,3 +739,155 @@ fn zero_cap_keeps_nothing() {
     assert_eq!(stderr, "");
     assert_eq!(truncated, 3);
 }
+
+mod judging {
+    //! The Nagios plugin conventions applied to process results.
+
+    use std::time::Duration;
+
+    use warden_core::Status;
+
+    use crate::check::judge;
+    use crate::{Outcome, ProcessResult};
+
+    fn result(outcome: Outcome, stdout: &str, stderr: &str) -> ProcessResult {
+        ProcessResult {
+            outcome,
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+            truncated_bytes: 0,
+            dropped_lines: 0,
+            duration: Duration::from_millis(5),
+            pid: Some(1234),
+        }
+    }
+
+    fn verdict(
+        outcome: Outcome,
+        stdout: &str,
+        stderr: &str,
+    ) -> Option<(Status, String, Option<i64>, usize, usize)> {
+        judge(
+            &result(outcome, stdout, stderr),
+            Duration::from_millis(1500),
+        )
+        .map(|o| {
+            (
+                o.status,
+                o.summary,
+                o.exit_code,
+                o.perfdata.len(),
+                o.notes.len(),
+            )
+        })
+    }
+
+    #[test]
+    fn exit_codes_map_to_statuses_and_summaries() {
+        let cases = [
+            (0, Status::Ok),
+            (1, Status::Warn),
+            (2, Status::Crit),
+            (3, Status::Unknown),
+        ];
+        for (code, status) in cases {
+            let got = verdict(
+                Outcome::Exited(code),
+                "DISK OK - free space: / 3326 MB|/=2643MB;5948;6043;0;6058\nmore\n",
+                "",
+            );
+            assert_eq!(
+                got,
+                Some((
+                    status,
+                    "DISK OK - free space: / 3326 MB".to_string(),
+                    Some(i64::from(code)),
+                    1,
+                    0
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn anything_else_is_unknown_with_the_reason() {
+        assert_eq!(
+            verdict(Outcome::Exited(7), "weird", ""),
+            Some((
+                Status::Unknown,
+                "exit code 7 is not a plugin status (0-3): weird".to_string(),
+                Some(7),
+                0,
+                0
+            ))
+        );
+        assert_eq!(
+            verdict(Outcome::Signaled(9), "partial", ""),
+            Some((
+                Status::Unknown,
+                "killed by signal 9".to_string(),
+                None,
+                0,
+                0
+            ))
+        );
+        assert_eq!(
+            verdict(Outcome::TimedOut, "", ""),
+            Some((
+                Status::Unknown,
+                "timed out after 1s500ms; the process group was killed".to_string(),
+                None,
+                0,
+                0
+            ))
+        );
+        assert_eq!(
+            verdict(
+                Outcome::SpawnFailed("cannot run `nosuch`: No such file or directory".into()),
+                "",
+                ""
+            ),
+            Some((
+                Status::Unknown,
+                "cannot run `nosuch`: No such file or directory".to_string(),
+                None,
+                0,
+                0
+            ))
+        );
+        assert_eq!(
+            verdict(Outcome::Cancelled, "", ""),
+            None,
+            "a cancelled run reports nothing"
+        );
+    }
+
+    #[test]
+    fn empty_stdout_falls_back_to_stderr_and_bad_perfdata_is_a_note() {
+        assert_eq!(
+            verdict(Outcome::Exited(2), "", "\n  connection refused\n"),
+            Some((
+                Status::Crit,
+                "connection refused".to_string(),
+                Some(2),
+                0,
+                0
+            ))
+        );
+        assert_eq!(
+            verdict(Outcome::Exited(0), "", ""),
+            Some((
+                Status::Ok,
+                "exit code 0, no output".to_string(),
+                Some(0),
+                0,
+                0
+            ))
+        );
+        assert_eq!(
+            verdict(Outcome::Exited(0), "OK | good=1 bad=1zz 'open=2", ""),
+            Some((Status::Ok, "OK".to_string(), Some(0), 1, 2)),
+            "malformed items are skipped with a note, never failing the run"
+        );
+    }
+}

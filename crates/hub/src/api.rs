@@ -2,7 +2,7 @@
 //! heartbeat, complete, fail, cancel, get) that local and remote workers speak.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use warden_store::queue::{self, Completion, FailOutcome, NewRun, RunRow};
+use warden_core::config::{CheckConfig, Schedule};
+use warden_core::duration::HumanDuration;
+use warden_store::checks::CheckRow;
+use warden_store::queue::{self, Completion, FailOutcome, NewRun, RunFilter, RunRow};
+
+use crate::bus::EventKind;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
@@ -31,6 +36,15 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(QUEUE_BODY_LIMIT));
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/checks", get(list_checks))
+        .route("/api/v1/checks/{name}", get(get_check))
+        .route(
+            "/api/v1/checks/{name}/run",
+            post(run_check).layer(DefaultBodyLimit::max(1024)),
+        )
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{id}", get(get_run_waiting))
+        .route("/api/v1/runs/{id}/output", get(run_output))
         .nest("/api/v1/queue", queue_routes)
         .fallback(not_found)
         .with_state(state)
@@ -145,6 +159,7 @@ async fn enqueue(
         run_at: body.run_at.unwrap_or(now),
         max_attempts: body.max_attempts,
         dedup_key: body.dedup_key,
+        concurrency_key: None,
     };
     let enqueued = state
         .store
@@ -375,8 +390,18 @@ async fn get_run(
 }
 
 pub(crate) fn run_json(run: &RunRow) -> Value {
+    let check = serde_json::from_str::<Value>(&run.payload)
+        .ok()
+        .and_then(|payload| {
+            payload
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|_| run.kind == "check");
     json!({
         "id": run.id,
+        "check": check,
         "check_id": run.check_id,
         "kind": run.kind,
         "payload": serde_json::from_str::<Value>(&run.payload).unwrap_or(Value::Null),
@@ -398,4 +423,301 @@ pub(crate) fn run_json(run: &RunRow) -> Value {
         "result": run.result.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok()),
         "last_error": run.last_error,
     })
+}
+
+fn schedule_text(spec: &str) -> String {
+    match serde_json::from_str::<CheckConfig>(spec).map(|config| config.schedule) {
+        Ok(Schedule::Every(every)) => format!("every {}", HumanDuration(every)),
+        Ok(Schedule::Cron {
+            expr,
+            timezone: Some(zone),
+        }) => format!("cron {expr} ({zone})"),
+        Ok(Schedule::Cron {
+            expr,
+            timezone: None,
+        }) => format!("cron {expr}"),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+fn check_json(row: &CheckRow) -> Value {
+    json!({
+        "name": row.name,
+        "kind": row.kind,
+        "schedule": schedule_text(&row.spec),
+        "status": row.status,
+        "status_since": row.status_since,
+        "last_run_id": row.last_run_id,
+        "last_run_at": row.last_run_at,
+        "summary": row.summary,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    filter: Option<String>,
+}
+
+async fn list_checks(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let Query(query) = query
+        .map_err(|error| ApiError::bad_request(format!("bad query: {}", error.body_text())))?;
+    if let Some(status) = &query.status
+        && status != "pending"
+        && warden_core::Status::parse(status).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "status: must be one of ok, warn, crit, unknown, pending",
+        ));
+    }
+    let rows = state.store.read(warden_store::checks::list).await?;
+    let checks: Vec<Value> = rows
+        .iter()
+        .filter(|row| match query.status.as_deref() {
+            None => true,
+            Some("pending") => row.status.is_none(),
+            Some(status) => row.status.as_deref() == Some(status),
+        })
+        .filter(|row| {
+            query
+                .filter
+                .as_deref()
+                .is_none_or(|needle| row.name.contains(needle))
+        })
+        .map(check_json)
+        .collect();
+    Ok(Json(json!({ "checks": checks })))
+}
+
+async fn get_check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let lookup = name.clone();
+    let row = state
+        .store
+        .read(move |conn| warden_store::checks::get_by_name(conn, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("check `{name}` not found")))?;
+    Ok(Json(check_json(&row)))
+}
+
+/// Forces a run of a check now, ahead of scheduled runs; the overlap policy does not apply.
+async fn run_check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Role::Operator)?;
+    let lookup = name.clone();
+    let enqueued = state
+        .store
+        .write(move |conn| {
+            let Some(row) = warden_store::checks::get_by_name(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let now = warden_store::now_ms();
+            let run = NewRun {
+                check_id: Some(row.id),
+                kind: "check".to_string(),
+                payload: row.spec.clone(),
+                priority: 10,
+                run_at: now,
+                max_attempts: crate::scheduler::CHECK_RUN_ATTEMPTS,
+                dedup_key: None,
+                concurrency_key: None,
+            };
+            Ok(Some((queue::enqueue(conn, &run, now)?.run_id, row.id)))
+        })
+        .await?;
+    let Some((run_id, check_id)) = enqueued else {
+        return Err(ApiError::not_found(format!("check `{name}` not found")));
+    };
+    state.wake.notify_one();
+    state
+        .bus
+        .publish(EventKind::RunQueued {
+            run_id,
+            check_id: Some(check_id),
+            check: Some(name),
+        })
+        .await;
+    Ok((StatusCode::CREATED, Json(json!({ "run_id": run_id }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsQuery {
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let Query(query) = query
+        .map_err(|error| ApiError::bad_request(format!("bad query: {}", error.body_text())))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: must be between 1 and 1000"));
+    }
+    let run_state = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(queue::RunState::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "state: must be one of queued, leased, completed, dead, cancelled",
+            )
+        })?),
+    };
+    let check = query.check.clone();
+    let runs = state
+        .store
+        .read(move |conn| {
+            let check_id = match &check {
+                Some(name) => match warden_store::checks::get_by_name(conn, name)? {
+                    Some(row) => Some(row.id),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            let filter = RunFilter {
+                check_id,
+                state: run_state,
+                before_id: query.before,
+                limit,
+            };
+            Ok(Some(queue::list(conn, &filter)?))
+        })
+        .await?;
+    let Some(runs) = runs else {
+        return Err(ApiError::not_found(format!(
+            "check `{}` not found",
+            query.check.unwrap_or_default()
+        )));
+    };
+    let next_before = if runs.len() == limit {
+        runs.last().map(|run| run.id)
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({ "runs": runs.iter().map(run_json).collect::<Vec<_>>(), "next_before": next_before }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunQuery {
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+/// A run; with `wait_ms`, answers as soon as it is finished (and recorded) or when the wait ends.
+async fn get_run_waiting(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run_id = parse_run_id(&id)?;
+    let Query(query) = query
+        .map_err(|error| ApiError::bad_request(format!("bad query: {}", error.body_text())))?;
+    let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0).min(120_000));
+    // Subscribe before reading, so a finish between the read and the wait is not missed.
+    let mut live = state.bus.subscribe();
+    let read = |store: warden_store::Store| async move {
+        store.read(move |conn| queue::get(conn, run_id)).await
+    };
+    let mut run = read(state.store.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))?;
+    if !run.state.is_final() && !wait.is_zero() {
+        let deadline = tokio::time::Instant::now() + wait;
+        let finished_seq = loop {
+            match tokio::time::timeout_at(deadline, live.recv()).await {
+                Ok(Ok(event)) => {
+                    if let EventKind::RunFinished {
+                        run_id: finished, ..
+                    } = &event.kind
+                        && *finished == run_id
+                    {
+                        break Some(event.seq);
+                    }
+                }
+                // Missed events: the store says whether it finished meanwhile.
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    if let Some(now) = read(state.store.clone()).await?
+                        && now.state.is_final()
+                    {
+                        break None;
+                    }
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => break None,
+            }
+        };
+        if let Some(seq) = finished_seq {
+            // Wait (briefly) until the recorder stored the run's output and status too.
+            let mut recorded = state.recorded.clone();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                recorded.wait_for(|flushed| *flushed >= seq),
+            )
+            .await;
+        }
+        run = read(state.store.clone())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))?;
+    }
+    Ok(Json(run_json(&run)))
+}
+
+async fn run_output(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run_id = parse_run_id(&id)?;
+    let lines = state
+        .store
+        .read(move |conn| {
+            if queue::get(conn, run_id)?.is_none() {
+                return Ok(None);
+            }
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, at, stream, line FROM run_output WHERE run_id = ?1 ORDER BY seq",
+            )?;
+            let rows = statement.query_map([run_id], |row| {
+                Ok(json!({
+                    "seq": row.get::<_, i64>(0)?,
+                    "at": row.get::<_, i64>(1)?,
+                    "stream": row.get::<_, String>(2)?,
+                    "line": row.get::<_, String>(3)?,
+                }))
+            })?;
+            Ok(Some(rows.collect::<Result<Vec<_>, _>>()?))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))?;
+    Ok(Json(json!({ "run_id": run_id, "lines": lines })))
 }

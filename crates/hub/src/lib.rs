@@ -4,19 +4,29 @@
 
 mod api;
 mod auth;
+pub mod bus;
+pub mod defaults;
 mod error;
+pub mod recorder;
+pub mod scheduler;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 use tokio_util::task::TaskTracker;
 use warden_core::config::Config;
 use warden_store::{Store, StoreError, StoreOptions};
 
 pub use auth::{Role, generate_token, hash_token};
+use bus::{Bus, EventKind};
+use scheduler::{DueSlot, ScheduledCheck, Scheduler, SlotOutcome, SlotSink, SystemClock};
 pub use tokio_util::sync::CancellationToken;
+use worker::{WorkerOptions, WorkerPool};
 
 /// Why the hub could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +48,9 @@ pub enum HubError {
 #[derive(Debug, Clone)]
 pub struct HubOptions {
     pub config: Config,
-    /// How long shutdown may take before in-flight requests are abandoned.
+    /// How long shutdown may take before in-flight requests and runs are abandoned.
     pub shutdown_grace: Duration,
+    pub worker: WorkerOptions,
 }
 
 impl HubOptions {
@@ -47,6 +58,7 @@ impl HubOptions {
         HubOptions {
             config,
             shutdown_grace: Duration::from_secs(10),
+            worker: WorkerOptions::default(),
         }
     }
 }
@@ -56,12 +68,21 @@ impl HubOptions {
 pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) started: Instant,
+    pub(crate) bus: Bus,
+    /// Wakes the local worker pool when something was enqueued.
+    pub(crate) wake: Arc<Notify>,
+    /// The highest event sequence number the recorder has committed.
+    pub(crate) recorded: watch::Receiver<u64>,
 }
 
 /// A hub that has opened its store and bound its port, ready to serve.
 pub struct Hub {
     listener: TcpListener,
     state: AppState,
+    checks: Vec<ScheduledCheck>,
+    worker: WorkerOptions,
+    recorder_events: tokio::sync::mpsc::Receiver<Arc<bus::Event>>,
+    recorded: watch::Sender<u64>,
     admin_token: Option<String>,
     data_dir: PathBuf,
     shutdown_grace: Duration,
@@ -106,12 +127,34 @@ impl Hub {
             "checks synced from config"
         );
         let admin_token = auth::ensure_admin_token(&store).await?;
+        let stored = store.read(warden_store::checks::list).await?;
+        let ids: std::collections::HashMap<String, i64> =
+            stored.into_iter().map(|row| (row.name, row.id)).collect();
+        let checks = config
+            .checks
+            .iter()
+            .filter_map(|check| {
+                ids.get(&check.name).map(|id| ScheduledCheck {
+                    check_id: *id,
+                    config: check.clone(),
+                })
+            })
+            .collect();
+        let (bus, recorder_events) = Bus::new(4_096, 8_192);
+        let (recorded, recorded_rx) = watch::channel(0u64);
         Ok(Hub {
             listener,
             state: AppState {
                 store,
                 started: Instant::now(),
+                bus,
+                wake: Arc::new(Notify::new()),
+                recorded: recorded_rx,
             },
+            checks,
+            worker: options.worker,
+            recorder_events,
+            recorded,
             admin_token,
             data_dir,
             shutdown_grace: options.shutdown_grace,
@@ -133,33 +176,139 @@ impl Hub {
         &self.state.store
     }
 
-    /// Serves until `shutdown` fires, then stops taking requests, lets in-flight ones finish
-    /// (bounded by the shutdown grace), flushes the store and returns.
+    /// Serves until `shutdown` fires, then drains in order: stop taking requests and
+    /// scheduling, stop leasing, let in-flight runs finish (bounded by the shutdown grace, then
+    /// they are killed and their leases expire), flush the recorder and the store.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), HubError> {
         let addr = self.local_addr()?;
-        let app = api::router(self.state.clone());
-        tracing::info!(%addr, data = %self.data_dir.display(), "hub listening");
+        let Hub {
+            listener,
+            state,
+            checks,
+            worker,
+            recorder_events,
+            recorded,
+            data_dir,
+            shutdown_grace,
+            tracker,
+            ..
+        } = self;
+        let recorder = tokio::spawn(recorder::run(
+            state.store.clone(),
+            recorder_events,
+            recorder::RecorderOptions::default(),
+            recorded,
+        ));
+        let stop_work = CancellationToken::new();
+        let abort_runs = CancellationToken::new();
+        let pool = WorkerPool::new(
+            state.store.clone(),
+            state.bus.clone(),
+            Arc::clone(&state.wake),
+            worker,
+        );
+        tracker.spawn(pool.run(stop_work.clone(), abort_runs.clone()));
+        let sink = StoreSink {
+            store: state.store.clone(),
+            bus: state.bus.clone(),
+            wake: Arc::clone(&state.wake),
+        };
+        let check_count = checks.len();
+        tracker.spawn(Scheduler::new(SystemClock, sink, &checks).run(stop_work.clone()));
+        let app = api::router(state.clone());
+        tracing::info!(%addr, data = %data_dir.display(), checks = check_count, "hub listening");
         let server_shutdown = shutdown.clone();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             server_shutdown.cancelled().await;
         });
-        let mut server = std::pin::pin!(server.into_future());
+        let mut server = Box::pin(server.into_future());
         let result = tokio::select! {
             result = &mut server => result.map_err(HubError::Serve),
             () = shutdown.cancelled() => {
-                match tokio::time::timeout(self.shutdown_grace, &mut server).await {
+                match tokio::time::timeout(shutdown_grace, &mut server).await {
                     Ok(result) => result.map_err(HubError::Serve),
                     Err(_) => {
-                        tracing::warn!(grace = ?self.shutdown_grace, "in-flight requests did not finish in time; closing");
+                        tracing::warn!(grace = ?shutdown_grace, "in-flight requests did not finish in time; closing");
                         Ok(())
                     }
                 }
             }
         };
-        self.tracker.close();
-        self.tracker.wait().await;
-        self.state.store.close().await;
+        drop(server);
+        stop_work.cancel();
+        tracker.close();
+        if tokio::time::timeout(shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?shutdown_grace, "runs still going at the end of the grace; killing them (their leases will expire and they will be retried)");
+            abort_runs.cancel();
+            tracker.wait().await;
+        }
+        let store = state.store.clone();
+        drop(state);
+        if tokio::time::timeout(Duration::from_secs(10), recorder)
+            .await
+            .is_err()
+        {
+            tracing::error!("the recorder did not finish; some events may not be stored");
+        }
+        store.close().await;
         tracing::info!("hub stopped; store flushed");
         result
     }
 }
+
+/// Enqueues due slots in the store, announces them and wakes the local workers.
+struct StoreSink {
+    store: Store,
+    bus: Bus,
+    wake: Arc<Notify>,
+}
+
+impl SlotSink for StoreSink {
+    async fn fire(&mut self, slots: Vec<DueSlot>) {
+        let names: Vec<(i64, Arc<str>)> = slots
+            .iter()
+            .map(|slot| (slot.check_id, Arc::clone(&slot.name)))
+            .collect();
+        let outcomes = self
+            .store
+            .write(move |conn| scheduler::enqueue_slots(conn, &slots, warden_store::now_ms()))
+            .await;
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                tracing::error!(%error, "cannot enqueue due checks");
+                return;
+            }
+        };
+        let mut enqueued = 0;
+        for ((check_id, name), outcome) in names.into_iter().zip(outcomes) {
+            match outcome {
+                SlotOutcome::Enqueued(run_id) => {
+                    enqueued += 1;
+                    self.bus
+                        .publish(EventKind::RunQueued {
+                            run_id,
+                            check_id: Some(check_id),
+                            check: Some(name.to_string()),
+                        })
+                        .await;
+                }
+                SlotOutcome::Skipped => {
+                    tracing::debug!(check = %name, "slot skipped: previous run still going")
+                }
+                SlotOutcome::Duplicate(run_id) => {
+                    tracing::debug!(check = %name, run_id, "slot already enqueued")
+                }
+            }
+        }
+        if enqueued > 0 {
+            self.wake.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

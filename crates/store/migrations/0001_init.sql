@@ -45,6 +45,8 @@ CREATE TABLE runs (
     attempts     INTEGER NOT NULL DEFAULT 0,
     max_attempts INTEGER NOT NULL,
     dedup_key    TEXT,
+    -- Runs sharing a key run one at a time (a check's `overlap = "queue"`).
+    concurrency_key TEXT,
     lease_owner  TEXT,
     lease_until  INTEGER,
     fence        INTEGER NOT NULL DEFAULT 0,
@@ -61,12 +63,15 @@ CREATE UNIQUE INDEX runs_dedup ON runs (dedup_key) WHERE dedup_key IS NOT NULL;
 CREATE INDEX runs_ready ON runs (priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX runs_leased ON runs (lease_until) WHERE state = 'leased';
 CREATE INDEX runs_by_check ON runs (check_id, id);
+CREATE INDEX runs_live_by_check ON runs (check_id) WHERE state IN ('queued', 'leased');
+CREATE INDEX runs_serial_queued ON runs (concurrency_key, id) WHERE state = 'queued' AND concurrency_key IS NOT NULL;
+CREATE INDEX runs_serial_leased ON runs (concurrency_key) WHERE state = 'leased' AND concurrency_key IS NOT NULL;
 
 CREATE TABLE run_output (
     run_id INTEGER NOT NULL,
     seq    INTEGER NOT NULL,
     at     INTEGER NOT NULL,
-    stream INTEGER NOT NULL,
+    stream TEXT NOT NULL,
     line   TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 ) STRICT, WITHOUT ROWID;

@@ -13,9 +13,10 @@ pub mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 
 pub use migrations::SCHEMA_VERSION;
+pub use rusqlite::{Connection, params};
 pub use writer::WriterStats;
 
 /// The file name of the database inside the data folder.
@@ -257,6 +258,13 @@ fn probe_writable(dir: &Path) -> Result<(), StoreError> {
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// A migrated in-memory database, for tests and tools that want the schema without a file.
+pub fn open_in_memory() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_in_memory()?;
+    migrations::migrate(&mut conn)?;
+    Ok(conn)
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.

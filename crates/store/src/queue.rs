@@ -63,6 +63,8 @@ pub struct NewRun {
     pub max_attempts: u32,
     /// A second enqueue with the same key returns the first run instead of adding one.
     pub dedup_key: Option<String>,
+    /// Runs with the same key are leased one at a time, oldest first.
+    pub concurrency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,13 +151,23 @@ pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, St
     }
     let inserted: Option<i64> = conn
         .prepare_cached(
-            "INSERT INTO runs (check_id, kind, payload, state, priority, run_at, max_attempts, dedup_key, enqueued_at)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO runs (check_id, kind, payload, state, priority, run_at, max_attempts, dedup_key, concurrency_key, enqueued_at)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?9, ?8)
              ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
              RETURNING id",
         )?
         .query_row(
-            params![run.check_id, run.kind, run.payload, run.priority, run.run_at, run.max_attempts, run.dedup_key, now],
+            params![
+                run.check_id,
+                run.kind,
+                run.payload,
+                run.priority,
+                run.run_at,
+                run.max_attempts,
+                run.dedup_key,
+                now,
+                run.concurrency_key
+            ],
             |row| row.get(0),
         )
         .optional()?;
@@ -206,7 +218,10 @@ pub fn lease(
     let mut statement = conn.prepare_cached(
         "UPDATE runs SET state = 'leased', lease_owner = ?1, lease_until = ?2, fence = fence + 1,
              attempts = attempts + 1, started_at = ?3
-         WHERE id IN (SELECT id FROM runs WHERE state = 'queued' AND run_at <= ?3
+         WHERE id IN (SELECT id FROM runs AS r WHERE state = 'queued' AND run_at <= ?3
+                        AND (concurrency_key IS NULL OR (
+                            NOT EXISTS (SELECT 1 FROM runs AS l WHERE l.state = 'leased' AND l.concurrency_key = r.concurrency_key)
+                            AND id = (SELECT min(q.id) FROM runs AS q WHERE q.state = 'queued' AND q.concurrency_key = r.concurrency_key)))
                       ORDER BY priority DESC, run_at, id LIMIT ?4)
          RETURNING id, fence, attempts, max_attempts, check_id, kind, payload, priority, run_at",
     )?;
@@ -429,6 +444,15 @@ pub fn list(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRow>, StoreE
         run_from_row,
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// How many runs of a check are queued or leased.
+pub fn live_runs_of_check(conn: &Connection, check_id: i64) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM runs WHERE check_id = ?1 AND state IN ('queued', 'leased')",
+        )?
+        .query_row([check_id], |row| row.get(0))?)
 }
 
 /// How many runs are in each live state.

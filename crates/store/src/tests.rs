@@ -24,6 +24,7 @@ fn new_run(priority: i64, max_attempts: u32, dedup_key: Option<String>) -> NewRu
         run_at: 0,
         max_attempts,
         dedup_key,
+        concurrency_key: None,
     }
 }
 
@@ -557,5 +558,49 @@ fn sample_ranges_cross_buckets_in_order() {
         samples::range(&conn, cpu, 10, 5)
             .unwrap_or_default()
             .is_empty()
+    );
+}
+
+#[test]
+fn a_concurrency_key_leases_one_run_at_a_time_oldest_first() {
+    let conn = memory_db();
+    let mut serial = new_run(0, 1, None);
+    serial.concurrency_key = Some("check:1".into());
+    let first = queue::enqueue(&conn, &serial, 0).unwrap_or_else(|e| panic!("{e}"));
+    let second = queue::enqueue(&conn, &serial, 0).unwrap_or_else(|e| panic!("{e}"));
+    let free = queue::enqueue(&conn, &new_run(0, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    let leased: Vec<i64> = queue::lease(&conn, "w", 10, 1_000, 0)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.run_id)
+        .collect();
+    assert_eq!(
+        leased,
+        vec![first.run_id, free.run_id],
+        "both serial runs were leased at once"
+    );
+    assert!(
+        queue::lease(&conn, "w", 10, 1_000, 1)
+            .unwrap_or_default()
+            .is_empty(),
+        "second leased while the first runs"
+    );
+    let fence = queue::get(&conn, first.run_id)
+        .ok()
+        .flatten()
+        .map(|r| r.fence)
+        .unwrap_or(0);
+    queue::complete(&conn, first.run_id, fence, &Completion::default(), 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let next: Vec<i64> = queue::lease(&conn, "w", 10, 1_000, 3)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.run_id)
+        .collect();
+    assert_eq!(next, vec![second.run_id]);
+    assert_eq!(
+        queue::live_runs_of_check(&conn, 1).ok(),
+        Some(0),
+        "check_id is unset on these runs"
     );
 }

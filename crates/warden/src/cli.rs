@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -9,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "warden", version, about, long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 runtime failure (store, port, I/O), 2 invalid config or usage."
+    after_help = "Exit codes: 0 success, 1 runtime failure (store, port, I/O, hub unreachable or \
+        refusing), 2 invalid config or usage; `run --wait` exits with the result's Nagios code."
 )]
 pub struct Cli {
     /// Log output format (logs go to stderr).
@@ -18,6 +20,8 @@ pub struct Cli {
     /// Log filter, e.g. `info`, `debug`, `warden_hub=debug`; WARDEN_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
+    #[command(flatten)]
+    pub hub: HubArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,6 +43,107 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// List checks with their latest status.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Checks(ChecksArgs),
+    /// List recent runs, newest first.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Runs(RunsArgs),
+    /// Run a check now; with --wait, wait for the result and exit with its Nagios code.
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(RunArgs),
+    /// Print the output lines of a run.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Logs(LogsArgs),
+}
+
+const CLIENT_EXIT_CODES: &str = "Exit codes: 0 success; 1 error talking to the hub (unreachable, \
+    or it refused the request); 2 usage (bad flags, no token).";
+
+const RUN_EXIT_CODES: &str = "Exit codes without --wait: 0 the run is queued (its id is printed); \
+    1 error talking to the hub; 2 usage (bad flags, no token).\n\
+    Exit codes with --wait, as a Nagios plugin: the result's code, 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN; \
+    also 3 when no result could be obtained (hub unreachable or refusing, no token, timeout, run \
+    dead or cancelled). Bad flags still exit 2.";
+
+/// How to reach the hub: for the commands that talk to one (`checks`, `runs`, `run`, `logs`).
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    /// The hub's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_URL",
+        default_value = "http://127.0.0.1:7878",
+        help_heading = "Hub"
+    )]
+    pub url: String,
+    /// API token (`warden up` prints the admin token once, at first start).
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_TOKEN",
+        hide_env_values = true,
+        help_heading = "Hub"
+    )]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true, help_heading = "Hub")]
+    pub json: bool,
+}
+
+/// A check status, as a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Ok,
+    Warn,
+    Crit,
+    Unknown,
+}
+
+#[derive(Debug, Args)]
+pub struct ChecksArgs {
+    /// Only checks whose latest status is this.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// Only checks whose name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this check.
+    #[arg(long, value_name = "NAME")]
+    pub check: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// Only runs older than this run id (for the next page).
+    #[arg(long, value_name = "RUN_ID")]
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The check to run.
+    pub name: String,
+    /// Wait for the result, print it and exit with its Nagios code.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for the result, e.g. `90s` or `5m`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg, requires = "wait")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run's id (see `warden runs`).
+    pub run_id: i64,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    warden_core::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,13 @@
 //! The `warden` binary: command-line parsing and wiring only.
 //!
-//! Exit codes: 0 success; 1 runtime failure (store, port, I/O); 2 invalid config or usage.
+//! Exit codes: 0 success; 1 runtime failure (store, port, I/O, hub unreachable or refusing);
+//! 2 invalid config or usage; `run --wait` exits with the Nagios code of the result.
 
 mod cli;
+mod commands;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -22,6 +24,25 @@ enum Failure {
     Config(String),
     /// Anything else: exit 1.
     Runtime(anyhow::Error),
+    /// Already reported (or nothing to say): exit with this code.
+    Exit(u8),
+}
+
+impl Failure {
+    /// Prints the failure on stderr; returns its exit code.
+    fn report(self) -> u8 {
+        match self {
+            Failure::Config(message) => {
+                eprintln!("{message}");
+                2
+            }
+            Failure::Runtime(error) => {
+                eprintln!("error: {error:#}");
+                1
+            }
+            Failure::Exit(code) => code,
+        }
+    }
 }
 
 impl From<anyhow::Error> for Failure {
@@ -34,25 +55,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
     let outcome = match cli.command {
-        Command::Up(args) => serve(args, None),
-        Command::Hub(args) => {
-            let config = args.config.clone();
-            serve(args, config)
-        }
+        Command::Up(args) => serve(args, Mode::Up),
+        Command::Hub(args) => serve(args, Mode::Hub),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Checks(args) => commands::checks(&cli.hub, &args),
+        Command::Runs(args) => commands::runs(&cli.hub, &args),
+        Command::Run(args) => commands::run(&cli.hub, &args),
+        Command::Logs(args) => commands::logs(&cli.hub, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Config(message)) => {
-            eprintln!("{message}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Runtime(error)) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(1)
-        }
+        Err(failure) => ExitCode::from(failure.report()),
     }
 }
 
@@ -97,10 +112,29 @@ fn config_check(file: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Result<(), Failure> {
-    let mut config = match &config_file {
-        Some(file) => load_config(file)?,
-        None => Config::default(),
+/// `up` watches this host when given no config; `hub` needs a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Up,
+    Hub,
+}
+
+fn serve(args: ServeArgs, mode: Mode) -> Result<(), Failure> {
+    let mut config = match (&args.config, mode) {
+        (Some(file), _) => load_config(file)?,
+        (None, Mode::Up) => Config {
+            checks: warden_hub::defaults::host_checks(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+            ),
+            ..Config::default()
+        },
+        (None, Mode::Hub) => {
+            return Err(Failure::Config(
+                "warden hub needs a config file: --config FILE (or WARDEN_CONFIG); `warden up` runs without one".to_string(),
+            ));
+        }
     };
     if let Some(data) = args.data {
         config.hub.data = data;

@@ -1,0 +1,18 @@
+//! Typed async client for the hub's HTTP API (`/api/v1`), and the CLI's human rendering.
+//!
+//! The wire types mirror the API's JSON: unknown fields are ignored so an older client keeps
+//! working against a newer hub. Times are milliseconds since the Unix epoch (UTC).
+
+mod client;
+mod error;
+pub mod render;
+mod types;
+
+pub use crate::client::Client;
+pub use crate::error::ClientError;
+pub use crate::types::{
+    Check, CheckFilter, OutputLine, OutputStream, Run, RunFilter, RunPage, RunState, Status,
+};
+
+#[cfg(test)]
+mod tests;

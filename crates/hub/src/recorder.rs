@@ -1,0 +1,118 @@
+//! The recorder: batches bus events into the store (flush on N events or T ms): run output
+//! lines, samples (series ids cached), and each check's latest status.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use warden_store::Store;
+use warden_store::samples::{self, Sample};
+
+use crate::bus::{Event, EventKind};
+
+/// When the recorder flushes.
+#[derive(Debug, Clone, Copy)]
+pub struct RecorderOptions {
+    pub max_events: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        RecorderOptions {
+            max_events: 2_000,
+            max_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Reads the bus's recorder channel until it closes (every publisher gone), flushing as it goes.
+///
+/// `flushed` is advanced to the highest sequence number of each batch once it is committed, so
+/// a reader who saw an event live can wait until it is in the store.
+pub async fn run(
+    store: Store,
+    mut events: mpsc::Receiver<Arc<Event>>,
+    options: RecorderOptions,
+    flushed: watch::Sender<u64>,
+) {
+    let series_ids: Arc<std::sync::Mutex<HashMap<(String, String), i64>>> = Arc::default();
+    let mut batch: Vec<Arc<Event>> = Vec::with_capacity(options.max_events);
+    loop {
+        let Some(first) = events.recv().await else {
+            break;
+        };
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + options.max_delay;
+        while batch.len() < options.max_events {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(event)) => batch.push(event),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let highest = batch.iter().map(|event| event.seq).max().unwrap_or(0);
+        if flush(&store, std::mem::take(&mut batch), Arc::clone(&series_ids)).await {
+            flushed.send_modify(|seq| *seq = (*seq).max(highest));
+        }
+    }
+}
+
+/// Writes one batch; false when it could not be stored (logged).
+async fn flush(
+    store: &Store,
+    batch: Vec<Arc<Event>>,
+    series_ids: Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
+) -> bool {
+    let count = batch.len();
+    let cache = Arc::clone(&series_ids);
+    let written = store
+        .write(move |conn| {
+            let mut lines = conn.prepare_cached(
+                "INSERT OR REPLACE INTO run_output (run_id, seq, at, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut points: Vec<Sample> = Vec::new();
+            for event in &batch {
+                match &event.kind {
+                    EventKind::OutputLine { run_id, line_no, stream, at, line, record } => {
+                        if *record {
+                            lines.execute(warden_store::params![run_id, *line_no as i64, at, stream.as_str(), line])?;
+                        }
+                    }
+                    EventKind::RunFinished { run_id, check_id, status, summary, finished_at, samples: produced, .. } => {
+                        if let Some(check_id) = check_id {
+                            warden_store::checks::record_status(conn, *check_id, *run_id, status.as_str(), summary, *finished_at)?;
+                        }
+                        for point in produced {
+                            let key = (point.series.clone(), point.labels.clone());
+                            let cached = cache.lock().ok().and_then(|ids| ids.get(&key).copied());
+                            let series_id = match cached {
+                                Some(id) => id,
+                                None => {
+                                    let id = samples::resolve_series(conn, &point.series, &point.labels)?;
+                                    if let Ok(mut ids) = cache.lock() {
+                                        ids.insert(key, id);
+                                    }
+                                    id
+                                }
+                            };
+                            points.push(Sample { series_id, ts: point.ts, value: point.value });
+                        }
+                    }
+                    EventKind::RunQueued { .. } | EventKind::RunStarted { .. } => {}
+                }
+            }
+            samples::insert(conn, &points)?;
+            Ok(())
+        })
+        .await;
+    if let Err(error) = written {
+        tracing::error!(%error, events = count, "recorder could not write a batch");
+        // Series created in the failed batch were rolled back with it.
+        if let Ok(mut ids) = series_ids.lock() {
+            ids.clear();
+        }
+        return false;
+    }
+    true
+}

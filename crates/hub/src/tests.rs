@@ -1,0 +1,513 @@
+//! Hub unit tests: the scheduler on tokio's paused clock (splay, cron across DST, clock jumps,
+//! restarts), overlap policies against a real schema, and the bus's lag reporting.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use warden_core::config::{CheckConfig, CheckKind, Overlap, Schedule};
+use warden_store::Connection;
+use warden_store::queue::{self, Completion};
+
+use crate::bus::{Bus, EventKind, OutputStream};
+use crate::scheduler::{
+    DueSlot, ScheduledCheck, Scheduler, SlotOutcome, SlotSink, WallClock, enqueue_slots, splay_ms,
+};
+
+/// Wall time that follows tokio's (paused) clock, plus a jump offset the test can move.
+#[derive(Clone)]
+struct TestClock {
+    base_ms: i64,
+    start: tokio::time::Instant,
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl TestClock {
+    fn new(base_ms: i64) -> TestClock {
+        TestClock {
+            base_ms,
+            start: tokio::time::Instant::now(),
+            offset_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    fn jump(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl WallClock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.base_ms
+            + self.start.elapsed().as_millis() as i64
+            + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+/// Fired slots: (check name, slot, wall time when fired).
+type Fired = Arc<Mutex<Vec<(String, i64, i64)>>>;
+
+struct RecordingSink {
+    clock: TestClock,
+    fired: Fired,
+}
+
+impl SlotSink for RecordingSink {
+    async fn fire(&mut self, slots: Vec<DueSlot>) {
+        let now = self.clock.now_ms();
+        let mut fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in slots {
+            fired.push((slot.name.to_string(), slot.slot_ms, now));
+        }
+    }
+}
+
+fn check(id: i64, name: &str, schedule: Schedule, overlap: Overlap) -> ScheduledCheck {
+    ScheduledCheck {
+        check_id: id,
+        config: CheckConfig {
+            name: name.to_string(),
+            schedule,
+            timeout: Duration::from_secs(10),
+            overlap,
+            labels: BTreeMap::new(),
+            kind: CheckKind::Noop,
+        },
+    }
+}
+
+fn every(name: &str, id: i64, seconds: u64) -> ScheduledCheck {
+    check(
+        id,
+        name,
+        Schedule::Every(Duration::from_secs(seconds)),
+        Overlap::Skip,
+    )
+}
+
+/// Runs a scheduler over `checks` for `span` of paused time; returns what fired.
+async fn run_for(
+    clock: TestClock,
+    checks: Vec<ScheduledCheck>,
+    span: Duration,
+) -> Vec<(String, i64, i64)> {
+    let fired: Fired = Arc::default();
+    let sink = RecordingSink {
+        clock: clock.clone(),
+        fired: Arc::clone(&fired),
+    };
+    let scheduler = Scheduler::new(clock, sink, &checks);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone()));
+    tokio::time::sleep(span).await;
+    cancel.cancel();
+    let _ = task.await;
+    fired.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn slots_of(fired: &[(String, i64, i64)], name: &str) -> Vec<i64> {
+    fired
+        .iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, slot, _)| *slot)
+        .collect()
+}
+
+const BASE: i64 = 1_800_000_000_000; // a multiple of 10 s
+
+#[tokio::test(start_paused = true)]
+async fn every_slots_are_aligned_splayed_and_on_time() {
+    let checks: Vec<ScheduledCheck> = (0..1_000)
+        .map(|i| every(&format!("c{i}"), i + 1, 10))
+        .collect();
+    let clock = TestClock::new(BASE + 3_000);
+    let fired = run_for(clock, checks, Duration::from_millis(35_500)).await;
+    let mut per_second = [0usize; 10];
+    for i in 0..1_000 {
+        let name = format!("c{i}");
+        let splay = splay_ms(&name, 10_000);
+        let slots = slots_of(&fired, &name);
+        assert!(slots.len() >= 4, "{name}: {slots:?}");
+        // The first slot is the latest one at or before the start; then every 10 s exactly.
+        assert!(
+            slots[0] <= BASE + 3_000 && slots[0] > BASE + 3_000 - 10_000,
+            "{name}: first slot {}",
+            slots[0]
+        );
+        for pair in slots.windows(2) {
+            assert_eq!(pair[1] - pair[0], 10_000, "{name}: {slots:?}");
+        }
+        for slot in &slots {
+            assert_eq!(slot.rem_euclid(10_000), splay, "{name}: slot off its splay");
+        }
+        per_second[(splay / 1_000) as usize] += 1;
+    }
+    // On the paused clock every later slot fires exactly at its time.
+    for (name, slot, at) in &fired {
+        if *slot > BASE + 3_000 {
+            assert_eq!(at, slot, "{name} fired late");
+        }
+    }
+    // 1,000 checks on one interval spread over it: no second of the 10 holds more than 15 %.
+    assert!(
+        per_second.iter().all(|n| *n <= 150),
+        "splay bunches up: {per_second:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_follows_the_zone_across_both_dst_changes() {
+    let cron = |name: &str, id| {
+        check(
+            id,
+            name,
+            Schedule::Cron {
+                expr: "30 2 * * *".into(),
+                timezone: Some("Europe/Paris".into()),
+            },
+            Overlap::Skip,
+        )
+    };
+    // Spring: 2026-03-29 02:30 does not exist in Paris.
+    let start: jiff::Timestamp = "2026-03-27T12:00:00Z"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fired = run_for(
+        TestClock::new(start.as_millisecond()),
+        vec![cron("spring", 1)],
+        Duration::from_secs(4 * 86_400),
+    )
+    .await;
+    let spring: Vec<String> = slots_of(&fired, "spring")
+        .iter()
+        .map(|ms| ts(*ms))
+        .collect();
+    assert_eq!(
+        spring,
+        [
+            "2026-03-28T01:30:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-03-30T00:30:00Z",
+            "2026-03-31T00:30:00Z"
+        ]
+    );
+    // Autumn: 2026-10-25 02:30 happens twice in Paris; the check runs once that night.
+    let start: jiff::Timestamp = "2026-10-23T12:00:00Z"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fired = run_for(
+        TestClock::new(start.as_millisecond()),
+        vec![cron("autumn", 2)],
+        Duration::from_secs(4 * 86_400),
+    )
+    .await;
+    let autumn: Vec<String> = slots_of(&fired, "autumn")
+        .iter()
+        .map(|ms| ts(*ms))
+        .collect();
+    assert_eq!(
+        autumn,
+        [
+            "2026-10-24T00:30:00Z",
+            "2026-10-25T00:30:00Z",
+            "2026-10-26T01:30:00Z",
+            "2026-10-27T01:30:00Z"
+        ]
+    );
+}
+
+fn ts(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forward_clock_jump_runs_each_overdue_check_once() {
+    let clock = TestClock::new(BASE);
+    let checks = vec![every("a", 1, 10), every("b", 2, 10)];
+    let fired: Fired = Arc::default();
+    let sink = RecordingSink {
+        clock: clock.clone(),
+        fired: Arc::clone(&fired),
+    };
+    let scheduler = Scheduler::new(clock.clone(), sink, &checks);
+    let stats = scheduler.stats();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let before_jump = fired.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let jump_at = clock.now_ms();
+    clock.jump(3_600_000); // suspend for an hour, resume
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    cancel.cancel();
+    let _ = task.await;
+    let fired = fired.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(stats.jumps.load(Ordering::SeqCst), 1);
+    for name in ["a", "b"] {
+        let after: Vec<i64> = fired[before_jump..]
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, slot, _)| *slot)
+            .collect();
+        let catch_up: Vec<&i64> = after
+            .iter()
+            .filter(|slot| **slot <= jump_at + 10_000)
+            .collect();
+        assert_eq!(
+            catch_up.len(),
+            1,
+            "{name}: one catch-up run expected, got {after:?}"
+        );
+        let resumed: Vec<&i64> = after
+            .iter()
+            .filter(|slot| **slot > jump_at + 10_000)
+            .collect();
+        assert!(
+            resumed.iter().all(|slot| **slot >= jump_at + 3_600_000),
+            "{name}: replayed a missed slot: {after:?}"
+        );
+        assert!(
+            resumed.len() >= 2,
+            "{name}: did not resume its cadence: {after:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backward_clock_jump_does_not_stall_checks() {
+    let clock = TestClock::new(BASE);
+    let fired: Fired = Arc::default();
+    let sink = RecordingSink {
+        clock: clock.clone(),
+        fired: Arc::clone(&fired),
+    };
+    let scheduler = Scheduler::new(clock.clone(), sink, &[every("a", 1, 10)]);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    clock.jump(-3_600_000);
+    let jumped_at = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    cancel.cancel();
+    let _ = task.await;
+    let fired = fired.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let after = fired.iter().filter(|(_, slot, _)| *slot < BASE).count();
+    // Without noticing the jump it would sleep an hour; it keeps firing every 10 s instead.
+    assert!(
+        after >= 3,
+        "fired {after} times in the 45 s after the jump: {fired:?}"
+    );
+    let _ = jumped_at;
+}
+
+/// A sink that enqueues into a real (in-memory) store schema, synchronously.
+struct StoreSink {
+    conn: Arc<Mutex<Connection>>,
+    clock: TestClock,
+    outcomes: Arc<Mutex<Vec<(i64, SlotOutcome)>>>,
+}
+
+impl SlotSink for StoreSink {
+    async fn fire(&mut self, slots: Vec<DueSlot>) {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let outcomes =
+            enqueue_slots(&conn, &slots, self.clock.now_ms()).unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        for (slot, outcome) in slots.iter().zip(outcomes) {
+            seen.push((slot.slot_ms, outcome));
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_never_runs_a_slot_twice() {
+    let conn = Arc::new(Mutex::new(
+        warden_store::open_in_memory().unwrap_or_else(|e| panic!("{e}")),
+    ));
+    let checks = vec![check(
+        1,
+        "a",
+        Schedule::Every(Duration::from_secs(10)),
+        Overlap::Allow,
+    )];
+    let outcomes: Arc<Mutex<Vec<(i64, SlotOutcome)>>> = Arc::default();
+    let clock = TestClock::new(BASE + 4_000);
+    for _life in 0..3 {
+        // Each "process" lives 12 s, then a new one starts on the same database at once.
+        let sink = StoreSink {
+            conn: Arc::clone(&conn),
+            clock: clock.clone(),
+            outcomes: Arc::clone(&outcomes),
+        };
+        let scheduler = Scheduler::new(clock.clone(), sink, &checks);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(scheduler.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        cancel.cancel();
+        let _ = task.await;
+    }
+    let outcomes = outcomes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, SlotOutcome::Duplicate(_))),
+        "restarts re-fired no slot: {outcomes:?}"
+    );
+    let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+    let mut statement = conn
+        .prepare("SELECT dedup_key, count(*) FROM runs GROUP BY dedup_key")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows: Vec<(String, i64)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(rows.len() >= 4, "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, n)| *n == 1),
+        "a slot ran twice: {rows:?}"
+    );
+}
+
+fn slot(check_id: i64, slot_ms: i64, overlap: Overlap) -> DueSlot {
+    DueSlot {
+        check_id,
+        name: Arc::from("c"),
+        slot_ms,
+        overlap,
+        payload: Arc::from("{}"),
+    }
+}
+
+fn finish_all(conn: &Connection, now: i64) {
+    for lease in queue::lease(conn, "w", 100, 1_000, now).unwrap_or_default() {
+        queue::complete(conn, lease.run_id, lease.fence, &Completion::default(), now)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn overlap_policies() {
+    let conn = warden_store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+    let kinds = |outcomes: Vec<SlotOutcome>| -> Vec<&'static str> {
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                SlotOutcome::Enqueued(_) => "enqueued",
+                SlotOutcome::Duplicate(_) => "duplicate",
+                SlotOutcome::Skipped => "skipped",
+            })
+            .collect()
+    };
+    let fire = |check_id: i64, slot_ms: i64, overlap: Overlap| {
+        kinds(
+            enqueue_slots(&conn, &[slot(check_id, slot_ms, overlap)], slot_ms)
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // skip: a slot due while the previous run is live is dropped.
+    assert_eq!(fire(1, 10, Overlap::Skip), ["enqueued"]);
+    assert_eq!(fire(1, 20, Overlap::Skip), ["skipped"]);
+    assert_eq!(fire(1, 10, Overlap::Skip), ["skipped"]);
+    finish_all(&conn, 25);
+    assert_eq!(fire(1, 30, Overlap::Skip), ["enqueued"]);
+    finish_all(&conn, 35);
+    assert_eq!(
+        fire(1, 10, Overlap::Skip),
+        ["duplicate"],
+        "a finished slot is never enqueued again"
+    );
+    // queue: one waits behind the running one (more are dropped), and they run one at a time.
+    assert_eq!(fire(2, 10, Overlap::Queue), ["enqueued"]);
+    assert_eq!(fire(2, 20, Overlap::Queue), ["enqueued"]);
+    assert_eq!(fire(2, 30, Overlap::Queue), ["skipped"]);
+    let first = queue::lease(&conn, "w", 10, 1_000, 40).unwrap_or_default();
+    assert_eq!(first.len(), 1, "queued runs of one check ran at once");
+    queue::complete(
+        &conn,
+        first[0].run_id,
+        first[0].fence,
+        &Completion::default(),
+        41,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        queue::lease(&conn, "w", 10, 1_000, 42)
+            .unwrap_or_default()
+            .len(),
+        1
+    );
+    // allow: every slot is enqueued and they may run together.
+    assert_eq!(fire(3, 10, Overlap::Allow), ["enqueued"]);
+    assert_eq!(fire(3, 20, Overlap::Allow), ["enqueued"]);
+    assert_eq!(fire(3, 30, Overlap::Allow), ["enqueued"]);
+    assert_eq!(
+        queue::lease(&conn, "w", 10, 1_000, 50)
+            .unwrap_or_default()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_does_not_stall_recording_and_learns_its_lag() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = warden_store::Store::open(dir.path(), warden_store::StoreOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (bus, events) = Bus::new(16, 64);
+    let (flushed_tx, mut flushed) = tokio::sync::watch::channel(0u64);
+    let recorder = tokio::spawn(crate::recorder::run(
+        store.clone(),
+        events,
+        crate::recorder::RecorderOptions::default(),
+        flushed_tx,
+    ));
+    let mut sleeper = bus.subscribe();
+    let mut last = 0;
+    for line_no in 0..1_000u64 {
+        last = bus
+            .publish(EventKind::OutputLine {
+                run_id: 7,
+                line_no,
+                stream: OutputStream::Stdout,
+                at: 0,
+                line: format!("line {line_no}"),
+                record: true,
+            })
+            .await;
+    }
+    assert_eq!(last, 1_000);
+    let reached = tokio::time::timeout(
+        Duration::from_secs(30),
+        flushed.wait_for(|seq| *seq >= last),
+    )
+    .await;
+    assert!(
+        reached.is_ok(),
+        "the recorder stalled behind a subscriber that never reads"
+    );
+    let stored: i64 = store
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM run_output WHERE run_id = 7",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap_or(-1);
+    assert_eq!(stored, 1_000);
+    match sleeper.recv().await {
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+            assert_eq!(missed, 1_000 - 16)
+        }
+        other => panic!("expected a lag report, got {other:?}"),
+    }
+    // After the report it resumes with the oldest event still buffered.
+    let next = sleeper.recv().await.map(|e| e.seq).unwrap_or(0);
+    assert_eq!(next, 1_000 - 16 + 1);
+    drop(bus);
+    let _ = recorder.await;
+}

@@ -1,0 +1,391 @@
+//! The hub's local worker pool: leases runs from the queue (as many as it has free slots),
+//! executes them, heartbeats long runs in one batched write, and reports results through the
+//! queue's fencing. Results and output go on the bus; the recorder stores them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warden_core::Status;
+use warden_core::config::{CheckConfig, CheckKind};
+use warden_exec::check::{CheckOutcome, judge};
+use warden_exec::{ProcessSpec, Stream};
+use warden_store::queue::{self, Completion, Lease};
+use warden_store::{Store, StoreError};
+
+use crate::bus::{Bus, EventKind, OutputStream, SamplePoint};
+
+/// How the pool behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Runs at once.
+    pub concurrency: usize,
+    /// Lease length; heartbeats extend it every third of it.
+    pub lease: Duration,
+    /// Poll interval when idle and not woken (runs that become due by time, retries).
+    pub idle_poll: Duration,
+    /// Output kept per run.
+    pub output_cap: usize,
+    /// Grace between SIGTERM and SIGKILL for timed-out checks.
+    pub kill_grace: Duration,
+    /// The name leases are held under.
+    pub owner: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        WorkerOptions {
+            concurrency: 4 * cores,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(500),
+            output_cap: warden_exec::DEFAULT_OUTPUT_CAP,
+            kill_grace: Duration::from_secs(5),
+            owner: format!("hub-{}", std::process::id()),
+        }
+    }
+}
+
+struct InFlight {
+    fence: i64,
+    cancel: CancellationToken,
+}
+
+/// The local pool.
+pub struct WorkerPool {
+    store: Store,
+    bus: Bus,
+    wake: Arc<Notify>,
+    options: WorkerOptions,
+    in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
+}
+
+impl WorkerPool {
+    pub fn new(store: Store, bus: Bus, wake: Arc<Notify>, options: WorkerOptions) -> WorkerPool {
+        WorkerPool {
+            store,
+            bus,
+            wake,
+            options,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Leases and runs work until `stop` fires; then stops leasing and waits for in-flight runs
+    /// (a run still going when `abort` fires is killed; its lease expires and it is retried).
+    pub async fn run(self, stop: CancellationToken, abort: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let runs = TaskTracker::new();
+        let heartbeats = tokio::spawn(heartbeat_loop(
+            self.store.clone(),
+            Arc::clone(&self.in_flight),
+            self.options.lease,
+            stop.clone(),
+        ));
+        let owner: Arc<str> = Arc::from(self.options.owner.as_str());
+        loop {
+            // Wait for a free slot before leasing.
+            let first = tokio::select! {
+                () = stop.cancelled() => break,
+                permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            };
+            let free = slots.available_permits() + 1;
+            let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(30_000);
+            let lease_owner = Arc::clone(&owner);
+            let leased = self
+                .store
+                .write(move |conn| {
+                    queue::lease(conn, &lease_owner, free, lease_ms, warden_store::now_ms())
+                })
+                .await;
+            let leases = match leased {
+                Ok(leases) => leases,
+                Err(StoreError::Closed) => break,
+                Err(error) => {
+                    tracing::error!(%error, "cannot lease runs");
+                    Vec::new()
+                }
+            };
+            if leases.is_empty() {
+                drop(first);
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.options.idle_poll) => {}
+                }
+                continue;
+            }
+            let mut permits = vec![first];
+            for lease in leases {
+                let permit = match permits.pop() {
+                    Some(permit) => permit,
+                    None => match Arc::clone(&slots).acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                let cancel = abort.child_token();
+                if let Ok(mut map) = self.in_flight.lock() {
+                    map.insert(
+                        lease.run_id,
+                        InFlight {
+                            fence: lease.fence,
+                            cancel: cancel.clone(),
+                        },
+                    );
+                }
+                let job = RunJob {
+                    store: self.store.clone(),
+                    bus: self.bus.clone(),
+                    options: self.options.clone(),
+                    in_flight: Arc::clone(&self.in_flight),
+                };
+                runs.spawn(async move {
+                    job.execute(lease, cancel).await;
+                    drop(permit);
+                });
+            }
+        }
+        runs.close();
+        runs.wait().await;
+        heartbeats.abort();
+    }
+}
+
+/// Extends every in-flight lease every third of the lease length, in one write. A run whose
+/// lease was lost (expired and taken, or cancelled) is told to stop.
+async fn heartbeat_loop(
+    store: Store,
+    in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
+    lease: Duration,
+    stop: CancellationToken,
+) {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let held: Vec<(i64, i64)> = match in_flight.lock() {
+            Ok(map) => map
+                .iter()
+                .map(|(run_id, entry)| (*run_id, entry.fence))
+                .collect(),
+            Err(_) => continue,
+        };
+        if held.is_empty() {
+            continue;
+        }
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(30_000);
+        let lost = store
+            .write(move |conn| {
+                let until = warden_store::now_ms() + lease_ms;
+                let mut lost = Vec::new();
+                for (run_id, fence) in held {
+                    if let Err(error) = queue::heartbeat(conn, run_id, fence, until) {
+                        lost.push((run_id, error.to_string()));
+                    }
+                }
+                Ok(lost)
+            })
+            .await
+            .unwrap_or_default();
+        for (run_id, reason) in lost {
+            tracing::warn!(run_id, %reason, "lease lost; stopping the run");
+            if let Ok(map) = in_flight.lock()
+                && let Some(entry) = map.get(&run_id)
+            {
+                entry.cancel.cancel();
+            }
+        }
+    }
+}
+
+struct RunJob {
+    store: Store,
+    bus: Bus,
+    options: WorkerOptions,
+    in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
+}
+
+impl RunJob {
+    async fn execute(self, lease: Lease, cancel: CancellationToken) {
+        let run_id = lease.run_id;
+        let started = Instant::now();
+        let config: Result<CheckConfig, _> = serde_json::from_str(&lease.payload);
+        let check_name = config.as_ref().ok().map(|c| c.name.clone());
+        self.bus
+            .publish(EventKind::RunStarted {
+                run_id,
+                check_id: lease.check_id,
+                check: check_name.clone(),
+                attempt: lease.attempt,
+                worker: self.options.owner.clone(),
+            })
+            .await;
+        let outcome = match (&config, lease.kind.as_str()) {
+            (Ok(config), "check") => self.run_check(run_id, config, cancel).await,
+            (Err(error), "check") => Some(CheckOutcome {
+                status: Status::Unknown,
+                summary: format!("the run's check definition is unreadable: {error}"),
+                exit_code: None,
+                perfdata: Vec::new(),
+                notes: Vec::new(),
+                timed_out: false,
+            }),
+            (_, other) => Some(CheckOutcome {
+                status: Status::Unknown,
+                summary: format!("the local worker does not run `{other}` runs"),
+                exit_code: None,
+                perfdata: Vec::new(),
+                notes: Vec::new(),
+                timed_out: false,
+            }),
+        };
+        if let Ok(mut map) = self.in_flight.lock() {
+            map.remove(&run_id);
+        }
+        let Some(outcome) = outcome else {
+            tracing::info!(run_id, "run cancelled; nothing reported");
+            return;
+        };
+        let finished_at = warden_store::now_ms();
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let samples = samples_of(
+            check_name.as_deref().unwrap_or("run"),
+            &outcome,
+            finished_at,
+        );
+        let result = serde_json::json!({
+            "duration_ms": duration_ms,
+            "timed_out": outcome.timed_out,
+            "notes": outcome.notes,
+            "perfdata": samples.iter().map(|s| serde_json::json!({"series": s.series, "value": s.value})).collect::<Vec<_>>(),
+        });
+        let completion = Completion {
+            status: Some(outcome.status.as_str().to_string()),
+            exit_code: outcome.exit_code,
+            summary: Some(outcome.summary.clone()),
+            result: Some(result.to_string()),
+        };
+        let fence = lease.fence;
+        let completed = self
+            .store
+            .write(move |conn| queue::complete(conn, run_id, fence, &completion, finished_at))
+            .await;
+        if let Err(error) = completed {
+            tracing::warn!(run_id, %error, "result refused; another attempt owns this run");
+            return;
+        }
+        self.bus
+            .publish(EventKind::RunFinished {
+                run_id,
+                check_id: lease.check_id,
+                check: check_name,
+                status: outcome.status,
+                summary: outcome.summary,
+                exit_code: outcome.exit_code,
+                duration_ms,
+                finished_at,
+                samples,
+            })
+            .await;
+    }
+
+    async fn run_check(
+        &self,
+        run_id: i64,
+        config: &CheckConfig,
+        cancel: CancellationToken,
+    ) -> Option<CheckOutcome> {
+        match &config.kind {
+            CheckKind::Noop => Some(CheckOutcome {
+                status: Status::Ok,
+                summary: "ok".to_string(),
+                exit_code: None,
+                perfdata: Vec::new(),
+                notes: Vec::new(),
+                timed_out: false,
+            }),
+            CheckKind::Exec(exec) => {
+                let spec = ProcessSpec {
+                    command: exec.command.clone(),
+                    env: exec
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    clean_env: exec.clean_env,
+                    cwd: exec.cwd.clone(),
+                    timeout: config.timeout,
+                    kill_grace: self.options.kill_grace,
+                    output_cap: self.options.output_cap,
+                    ..ProcessSpec::default()
+                };
+                let (line_tx, line_rx) = mpsc::channel(256);
+                let forward = tokio::spawn(forward_lines(
+                    self.bus.clone(),
+                    run_id,
+                    line_rx,
+                    self.options.output_cap,
+                ));
+                let result = warden_exec::run_process(&spec, Some(line_tx), cancel).await;
+                let _ = forward.await;
+                judge(&result, config.timeout)
+            }
+        }
+    }
+}
+
+/// Publishes a run's output lines as they come; lines past the cap are shown live, not stored.
+async fn forward_lines(
+    bus: Bus,
+    run_id: i64,
+    mut lines: mpsc::Receiver<warden_exec::OutputLine>,
+    cap: usize,
+) {
+    let mut line_no = 0u64;
+    let mut kept = 0usize;
+    while let Some(line) = lines.recv().await {
+        kept = kept.saturating_add(line.line.len() + 1);
+        let at = line
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        bus.publish(EventKind::OutputLine {
+            run_id,
+            line_no,
+            stream: match line.stream {
+                Stream::Stdout => OutputStream::Stdout,
+                Stream::Stderr => OutputStream::Stderr,
+            },
+            at,
+            line: line.line,
+            record: kept <= cap,
+        })
+        .await;
+        line_no += 1;
+    }
+}
+
+/// Perfdata items as samples of series `<check>.<label>`, in base units; unknown values skipped.
+fn samples_of(check: &str, outcome: &CheckOutcome, ts: i64) -> Vec<SamplePoint> {
+    outcome
+        .perfdata
+        .iter()
+        .filter_map(|item| {
+            item.value.map(|value| SamplePoint {
+                series: format!("{check}.{}", item.label),
+                labels: "{}".to_string(),
+                ts,
+                value,
+            })
+        })
+        .collect()
+}
