@@ -1,9 +1,8 @@
-//! The recorder: batches bus events into the store (flush on N events or T ms): run output
+//! The recorder: batches bus events into the store (everything waiting, up to N events, in one write): run output
 //! lines, samples (series ids cached), and each check's latest status.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use warden_store::Store;
@@ -11,19 +10,16 @@ use warden_store::samples::{self, Sample};
 
 use crate::bus::{Event, EventKind};
 
-/// When the recorder flushes.
+/// How the recorder batches.
 #[derive(Debug, Clone, Copy)]
 pub struct RecorderOptions {
+    /// Most events written in one store operation.
     pub max_events: usize,
-    pub max_delay: Duration,
 }
 
 impl Default for RecorderOptions {
     fn default() -> Self {
-        RecorderOptions {
-            max_events: 2_000,
-            max_delay: Duration::from_millis(20),
-        }
+        RecorderOptions { max_events: 2_000 }
     }
 }
 
@@ -44,11 +40,12 @@ pub async fn run(
             break;
         };
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + options.max_delay;
+        // Group commit: take whatever else is already waiting, never wait for more. Under load
+        // events pile up while the previous batch commits, so batches grow by themselves.
         while batch.len() < options.max_events {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(event)) => batch.push(event),
-                Ok(None) | Err(_) => break,
+            match events.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
             }
         }
         let highest = batch.iter().map(|event| event.seq).max().unwrap_or(0);

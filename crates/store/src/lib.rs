@@ -117,7 +117,8 @@ impl Store {
         }
         let mut conn = open_connection(&path, true)?;
         migrations::migrate(&mut conn).map_err(|error| classify(error, &path))?;
-        let writer = writer::WriterHandle::start(conn, &options)?;
+        let checkpoint_conn = open_connection(&path, true)?;
+        let writer = writer::WriterHandle::start(conn, checkpoint_conn, &options)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -217,7 +218,7 @@ pub(crate) fn open_connection(path: &Path, writer: bool) -> Result<Connection, S
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let setup = if writer {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA wal_autocheckpoint = 4000; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
+         PRAGMA wal_autocheckpoint = 65536; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
     } else {
         "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;"
     };

@@ -35,12 +35,32 @@ struct Counters {
 pub(crate) struct WriterHandle {
     sender: std::sync::Mutex<Option<mpsc::Sender<Op>>>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    checkpointer: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
     counters: Arc<Counters>,
+}
+
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Checkpoints the WAL from its own connection, so the writer's commits never pay for it
+/// (an auto-checkpoint inside a commit stalls every write behind it for milliseconds).
+/// PASSIVE never blocks the writer or readers; it copies what it can.
+fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(%error, "background checkpoint skipped");
+        }
+    }
 }
 
 impl WriterHandle {
     pub(crate) fn start(
         conn: Connection,
+        checkpoint_conn: Connection,
         options: &StoreOptions,
     ) -> Result<WriterHandle, StoreError> {
         let (sender, receiver) = mpsc::channel::<Op>(options.queue_capacity.max(1));
@@ -53,9 +73,17 @@ impl WriterHandle {
             .map_err(|error| {
                 StoreError::Invalid(format!("cannot start the store writer thread: {error}"))
             })?;
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let checkpointer = std::thread::Builder::new()
+            .name("warden-store-checkpoint".to_string())
+            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
+            .map_err(|error| {
+                StoreError::Invalid(format!("cannot start the checkpoint thread: {error}"))
+            })?;
         Ok(WriterHandle {
             sender: std::sync::Mutex::new(Some(sender)),
             thread: std::sync::Mutex::new(Some(thread)),
+            checkpointer: std::sync::Mutex::new(Some((stop, checkpointer))),
             counters,
         })
     }
@@ -101,9 +129,21 @@ impl WriterHandle {
             guard.take();
         }
         let thread = self.thread.lock().ok().and_then(|mut guard| guard.take());
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        let checkpointer = self
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut guard| guard.take());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some((stop, handle)) = checkpointer {
+                let _ = stop.send(());
+                let _ = handle.join();
+            }
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -111,6 +151,15 @@ impl Drop for WriterHandle {
     fn drop(&mut self) {
         if let Ok(mut guard) = self.sender.lock() {
             guard.take();
+        }
+        if let Some((stop, handle)) = self
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut guard| guard.take())
+        {
+            let _ = stop.send(());
+            let _ = handle.join();
         }
         let thread = self.thread.lock().ok().and_then(|mut guard| guard.take());
         if let Some(thread) = thread {
