@@ -77,6 +77,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// `Query<T>` whose rejections are API errors naming the bad parameter.
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(ApiError::bad_request(format!(
+                "bad query: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(error) => {
@@ -465,11 +485,9 @@ struct CheckQuery {
 async fn list_checks(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<CheckQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let Query(query) = query
-        .map_err(|error| ApiError::bad_request(format!("bad query: {}", error.body_text())))?;
     if let Some(status) = &query.status
         && status != "pending"
         && warden_core::Status::parse(status).is_none()
@@ -571,11 +589,9 @@ struct RunsQuery {
 async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let Query(query) = query
-        .map_err(|error| ApiError::bad_request(format!("bad query: {}", error.body_text())))?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::bad_request("limit: must be between 1 and 1000"));
@@ -636,12 +652,10 @@ async fn get_run_waiting(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<RunQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let run_id = parse_run_id(&id)?;
-    let Query(query) = query
-        .map_err(|error| ApiError::bad_request(format!("bad query: {}", error.body_text())))?;
     let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0).min(120_000));
     // Subscribe before reading, so a finish between the read and the wait is not missed.
     let mut live = state.bus.subscribe();

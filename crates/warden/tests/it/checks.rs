@@ -479,6 +479,22 @@ every = "1h"
     assert_eq!(runs.len(), 2, "{stdout}");
     assert_eq!(runs[0]["id"].as_i64(), Some(run_id));
 
+    // Bad query parameters are a 400 naming the problem, never a 500.
+    for (path, needle) in [
+        ("/api/v1/runs?limit=abc", "limit"),
+        ("/api/v1/runs?limit=0", "limit: must be between 1 and 1000"),
+        ("/api/v1/runs?bogus=1", "unknown field `bogus`"),
+        ("/api/v1/runs?state=sideways", "state: must be one of"),
+        ("/api/v1/checks?status=purple", "status: must be one of"),
+        ("/api/v1/runs/abc", "`abc` is not a run id"),
+        ("/api/v1/runs/999999", "run 999999 not found"),
+    ] {
+        let (status, body) = api.get(path).unwrap_or_else(|e| panic!("{e}"));
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(status == 400 || status == 404, "{path}: {status} {body}");
+        assert!(message.contains(needle), "{path}: {message}");
+    }
+
     // Errors: an unknown check and a bad token are clear, with documented exit codes.
     let (code, _, stderr) = cli(&hub, &["run", "nope"]);
     assert_eq!(code, Some(1));
