@@ -62,6 +62,14 @@ async fn flush(
     series_ids: Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
 ) -> bool {
     let count = batch.len();
+    let stores_something = batch.iter().any(|event| match &event.kind {
+        EventKind::OutputLine { record, .. } => *record,
+        EventKind::RunFinished { .. } => true,
+        EventKind::RunQueued { .. } | EventKind::RunStarted { .. } => false,
+    });
+    if !stores_something {
+        return true;
+    }
     let cache = Arc::clone(&series_ids);
     let written = store
         .write(move |conn| {

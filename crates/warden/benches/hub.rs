@@ -8,7 +8,8 @@
 //! C. `warden run NAME --wait` for a check that takes ~0 s: latency p50/p99 per invocation,
 //!    beside `warden --version` (the CLI's own start-up) in the same run.
 //!
-//! Sizes (env): WARDEN_BENCH_CHECKS (10000), WARDEN_BENCH_STEADY_S (60), WARDEN_BENCH_EXEC_S (30).
+//! Sizes (env): WARDEN_BENCH_CHECKS (10000), WARDEN_BENCH_STEADY_S (60), WARDEN_BENCH_EXEC_S (30);
+//! WARDEN_BENCH_ONLY=AB runs only the named scenarios.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -175,9 +176,16 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(0)
     );
-    scheduling();
-    exec_throughput();
-    run_wait_latency();
+    let only = std::env::var("WARDEN_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only.contains('A') {
+        scheduling();
+    }
+    if only.is_empty() || only.contains('B') {
+        exec_throughput();
+    }
+    if only.is_empty() || only.contains('C') {
+        run_wait_latency();
+    }
 }
 
 fn scheduling() {
