@@ -98,6 +98,12 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The worker protocol (lease, heartbeat, complete, fail) is for agents and operators.
+    pub(crate) fn require_worker(&self) -> Result<(), ApiError> {
+        self.require(Role::Agent)
+            .or_else(|_| self.require(Role::Operator))
+    }
+
     pub(crate) fn require(&self, needed: Role) -> Result<(), ApiError> {
         if self.role.allows(needed) {
             Ok(())
