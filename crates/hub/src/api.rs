@@ -200,6 +200,9 @@ async fn enqueue(
 #[serde(deny_unknown_fields)]
 struct LeaseBody {
     worker: String,
+    /// Only runs of these kinds (all when absent).
+    #[serde(default)]
+    kinds: Vec<String>,
     #[serde(default = "default_limit")]
     limit: usize,
     #[serde(default = "default_lease_ms")]
@@ -219,9 +222,7 @@ async fn lease(
     caller: Caller,
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require(Role::Agent)
-        .or_else(|_| caller.require(Role::Operator))?;
+    caller.require_worker()?;
     if body.worker.is_empty() || body.worker.len() > 128 {
         return Err(ApiError::bad_request("worker: must be 1-128 characters"));
     }
@@ -236,7 +237,10 @@ async fn lease(
     let now = warden_store::now_ms();
     let leases = state
         .store
-        .write(move |conn| queue::lease(conn, &body.worker, body.limit, body.lease_ms, now))
+        .write(move |conn| {
+            let kinds: Vec<&str> = body.kinds.iter().map(String::as_str).collect();
+            queue::lease_kinds(conn, &body.worker, &kinds, body.limit, body.lease_ms, now)
+        })
         .await?;
     let leases: Vec<Value> = leases
         .into_iter()
@@ -269,9 +273,7 @@ async fn heartbeat(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require(Role::Agent)
-        .or_else(|_| caller.require(Role::Operator))?;
+    caller.require_worker()?;
     let run_id = parse_run_id(&id)?;
     if !(100..=3_600_000).contains(&body.lease_ms) {
         return Err(ApiError::bad_request(
@@ -306,9 +308,7 @@ async fn complete(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require(Role::Agent)
-        .or_else(|_| caller.require(Role::Operator))?;
+    caller.require_worker()?;
     let run_id = parse_run_id(&id)?;
     if let Some(status) = &body.status
         && warden_core::Status::parse(status).is_none()
@@ -350,9 +350,7 @@ async fn fail(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<FailBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require(Role::Agent)
-        .or_else(|_| caller.require(Role::Operator))?;
+    caller.require_worker()?;
     let run_id = parse_run_id(&id)?;
     let now = warden_store::now_ms();
     let mut random = [0u8; 8];

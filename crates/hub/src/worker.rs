@@ -51,6 +51,9 @@ impl Default for WorkerOptions {
     }
 }
 
+/// The run kinds the local pool executes; other kinds are left for workers that run them.
+pub const LOCAL_KINDS: &[&str] = &["check"];
+
 struct InFlight {
     fence: i64,
     cancel: CancellationToken,
@@ -100,7 +103,14 @@ impl WorkerPool {
             let leased = self
                 .store
                 .write(move |conn| {
-                    queue::lease(conn, &lease_owner, free, lease_ms, warden_store::now_ms())
+                    queue::lease_kinds(
+                        conn,
+                        &lease_owner,
+                        LOCAL_KINDS,
+                        free,
+                        lease_ms,
+                        warden_store::now_ms(),
+                    )
                 })
                 .await;
             let leases = match leased {

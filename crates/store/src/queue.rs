@@ -210,37 +210,59 @@ pub fn lease(
     lease_ms: i64,
     now: i64,
 ) -> Result<Vec<Lease>, StoreError> {
+    lease_kinds(conn, owner, &[], limit, lease_ms, now)
+}
+
+/// [`lease`], restricted to runs of the given kinds (all kinds when `kinds` is empty), so a
+/// worker only takes what it can run.
+pub fn lease_kinds(
+    conn: &Connection,
+    owner: &str,
+    kinds: &[&str],
+    limit: usize,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<Lease>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     reclaim_expired(conn, now)?;
     let lease_until = now.saturating_add(lease_ms.max(1));
+    let kinds_json: Option<String> = if kinds.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(kinds).map_err(|error| StoreError::Invalid(error.to_string()))?)
+    };
     let mut statement = conn.prepare_cached(
         "UPDATE runs SET state = 'leased', lease_owner = ?1, lease_until = ?2, fence = fence + 1,
              attempts = attempts + 1, started_at = ?3
          WHERE id IN (SELECT id FROM runs AS r WHERE state = 'queued' AND run_at <= ?3
+                        AND (?5 IS NULL OR kind IN (SELECT value FROM json_each(?5)))
                         AND (concurrency_key IS NULL OR (
                             NOT EXISTS (SELECT 1 FROM runs AS l WHERE l.state = 'leased' AND l.concurrency_key = r.concurrency_key)
                             AND id = (SELECT min(q.id) FROM runs AS q WHERE q.state = 'queued' AND q.concurrency_key = r.concurrency_key)))
                       ORDER BY priority DESC, run_at, id LIMIT ?4)
          RETURNING id, fence, attempts, max_attempts, check_id, kind, payload, priority, run_at",
     )?;
-    let rows = statement.query_map(params![owner, lease_until, now, limit as i64], |row| {
-        Ok((
-            Lease {
-                run_id: row.get(0)?,
-                fence: row.get(1)?,
-                attempt: row.get(2)?,
-                max_attempts: row.get(3)?,
-                check_id: row.get(4)?,
-                kind: row.get(5)?,
-                payload: row.get(6)?,
-                lease_until,
-            },
-            row.get::<_, i64>(7)?,
-            row.get::<_, i64>(8)?,
-        ))
-    })?;
+    let rows = statement.query_map(
+        params![owner, lease_until, now, limit as i64, kinds_json],
+        |row| {
+            Ok((
+                Lease {
+                    run_id: row.get(0)?,
+                    fence: row.get(1)?,
+                    attempt: row.get(2)?,
+                    max_attempts: row.get(3)?,
+                    check_id: row.get(4)?,
+                    kind: row.get(5)?,
+                    payload: row.get(6)?,
+                    lease_until,
+                },
+                row.get::<_, i64>(7)?,
+                row.get::<_, i64>(8)?,
+            ))
+        },
+    )?;
     let mut leases = rows.collect::<Result<Vec<_>, _>>()?;
     // RETURNING order is unspecified: restore the queue's order.
     leases.sort_by(|a, b| {

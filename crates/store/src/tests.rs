@@ -604,3 +604,24 @@ fn a_concurrency_key_leases_one_run_at_a_time_oldest_first() {
         "check_id is unset on these runs"
     );
 }
+
+#[test]
+fn a_worker_leases_only_the_kinds_it_runs() {
+    let conn = memory_db();
+    let job = queue::enqueue(&conn, &new_run(0, 1, None), 0).unwrap_or_else(|e| panic!("{e}"));
+    let mut check = new_run(0, 1, None);
+    check.kind = "check".into();
+    let check = queue::enqueue(&conn, &check, 0).unwrap_or_else(|e| panic!("{e}"));
+    let only_checks: Vec<i64> = queue::lease_kinds(&conn, "local", &["check"], 10, 1_000, 0)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.run_id)
+        .collect();
+    assert_eq!(only_checks, vec![check.run_id]);
+    let rest: Vec<i64> = queue::lease_kinds(&conn, "any", &[], 10, 1_000, 0)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.run_id)
+        .collect();
+    assert_eq!(rest, vec![job.run_id]);
+}
