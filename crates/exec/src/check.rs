@@ -23,6 +23,20 @@ pub struct CheckOutcome {
     pub timed_out: bool,
 }
 
+impl CheckOutcome {
+    /// An outcome with only a status and a summary (no exit code, perfdata or notes).
+    pub fn plain(status: Status, summary: impl Into<String>) -> CheckOutcome {
+        CheckOutcome {
+            status,
+            summary: summary.into(),
+            exit_code: None,
+            perfdata: Vec::new(),
+            notes: Vec::new(),
+            timed_out: false,
+        }
+    }
+}
+
 /// Judges a finished process. Returns `None` when the run was cancelled (nothing to report).
 pub fn judge(result: &ProcessResult, timeout: Duration) -> Option<CheckOutcome> {
     let parsed = perfdata::parse_output(&result.stdout);
@@ -62,31 +76,23 @@ pub fn judge(result: &ProcessResult, timeout: Duration) -> Option<CheckOutcome> 
             },
         },
         Outcome::Signaled(signal) => CheckOutcome {
-            status: Status::Unknown,
-            summary: format!("killed by signal {signal}"),
-            exit_code: None,
-            perfdata: Vec::new(),
             notes,
-            timed_out: false,
+            ..CheckOutcome::plain(Status::Unknown, format!("killed by signal {signal}"))
         },
         Outcome::TimedOut => CheckOutcome {
-            status: Status::Unknown,
-            summary: format!(
-                "timed out after {}; the process group was killed",
-                HumanDuration(timeout)
-            ),
-            exit_code: None,
-            perfdata: Vec::new(),
             notes,
             timed_out: true,
+            ..CheckOutcome::plain(
+                Status::Unknown,
+                format!(
+                    "timed out after {}; the process group was killed",
+                    HumanDuration(timeout)
+                ),
+            )
         },
         Outcome::SpawnFailed(message) => CheckOutcome {
-            status: Status::Unknown,
-            summary: message.clone(),
-            exit_code: None,
-            perfdata: Vec::new(),
             notes,
-            timed_out: false,
+            ..CheckOutcome::plain(Status::Unknown, message.clone())
         },
         Outcome::Cancelled => return None,
     };

@@ -240,22 +240,14 @@ impl RunJob {
             .await;
         let outcome = match (&config, lease.kind.as_str()) {
             (Ok(config), "check") => self.run_check(run_id, config, cancel).await,
-            (Err(error), "check") => Some(CheckOutcome {
-                status: Status::Unknown,
-                summary: format!("the run's check definition is unreadable: {error}"),
-                exit_code: None,
-                perfdata: Vec::new(),
-                notes: Vec::new(),
-                timed_out: false,
-            }),
-            (_, other) => Some(CheckOutcome {
-                status: Status::Unknown,
-                summary: format!("the local worker does not run `{other}` runs"),
-                exit_code: None,
-                perfdata: Vec::new(),
-                notes: Vec::new(),
-                timed_out: false,
-            }),
+            (Err(error), "check") => Some(CheckOutcome::plain(
+                Status::Unknown,
+                format!("the run's check definition is unreadable: {error}"),
+            )),
+            (_, other) => Some(CheckOutcome::plain(
+                Status::Unknown,
+                format!("the local worker does not run `{other}` runs"),
+            )),
         };
         if let Ok(mut map) = self.in_flight.lock() {
             map.remove(&run_id);
@@ -314,14 +306,7 @@ impl RunJob {
         cancel: CancellationToken,
     ) -> Option<CheckOutcome> {
         match &config.kind {
-            CheckKind::Noop => Some(CheckOutcome {
-                status: Status::Ok,
-                summary: "ok".to_string(),
-                exit_code: None,
-                perfdata: Vec::new(),
-                notes: Vec::new(),
-                timed_out: false,
-            }),
+            CheckKind::Noop => Some(CheckOutcome::plain(Status::Ok, "ok")),
             CheckKind::Exec(exec) => {
                 let spec = ProcessSpec {
                     command: exec.command.clone(),
