@@ -104,6 +104,20 @@ pub enum CheckKind {
     Exec(ExecCheck),
     /// A builtin that does nothing and succeeds; for benchmarks and smoke tests.
     Noop,
+    /// An HTTP(S) request judged by conditions.
+    Http(HttpCheck),
+    /// A TCP connection, optionally sending and expecting data.
+    Tcp(TcpCheck),
+    /// A DNS query.
+    Dns(DnsCheck),
+    /// ICMP echo.
+    Icmp(IcmpCheck),
+    /// A TLS handshake: chain, hostname, expiry, protocol.
+    Tls(TlsCheck),
+    /// This machine's CPU, memory, disks, load, network, temperatures.
+    Host(HostCheck),
+    /// Pushed by the watched job (dead-man's switch); never scheduled.
+    Heartbeat(HeartbeatCheck),
 }
 
 impl CheckKind {
@@ -111,6 +125,13 @@ impl CheckKind {
         match self {
             CheckKind::Exec(_) => "exec",
             CheckKind::Noop => "noop",
+            CheckKind::Http(_) => "http",
+            CheckKind::Tcp(_) => "tcp",
+            CheckKind::Dns(_) => "dns",
+            CheckKind::Icmp(_) => "icmp",
+            CheckKind::Tls(_) => "tls",
+            CheckKind::Host(_) => "host",
+            CheckKind::Heartbeat(_) => "heartbeat",
         }
     }
 }
@@ -121,6 +142,132 @@ pub struct ExecCheck {
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
     pub clean_env: bool,
+}
+
+/// HTTP method, URL, headers, body, auth, redirects, TLS options and conditions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpCheck {
+    pub url: String,
+    /// Upper-case method, `GET` by default.
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub auth: Option<HttpAuth>,
+    /// Follow 3xx redirects (up to 10); on by default.
+    pub follow_redirects: bool,
+    /// Verify the server's certificate chain and name; on by default.
+    pub verify_tls: bool,
+    /// A client certificate (PEM chain and PEM private key) for mutual TLS.
+    pub client_cert: Option<ClientCert>,
+    pub http_version: HttpVersion,
+    /// Gatus-style conditions; `["[STATUS] < 400"]` when the config gives none.
+    pub conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpAuth {
+    Basic { username: String, password: String },
+    Bearer { token: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Which HTTP version to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpVersion {
+    /// HTTP/2 when the server offers it over TLS (ALPN), HTTP/1.1 otherwise.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (over TLS by ALPN, over cleartext by prior knowledge).
+    Http2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpCheck {
+    pub host: String,
+    pub port: u16,
+    /// Sent once connected.
+    pub send: Option<String>,
+    /// Must appear in what the server sends back (read until seen, closed or timed out).
+    pub expect: Option<String>,
+    /// `["[CONNECTED] == true"]` when the config gives none.
+    pub conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsCheck {
+    /// The name asked for.
+    pub query: String,
+    /// Record type: A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA.
+    pub record: String,
+    /// `IP` or `IP:PORT` of the server to ask; the system's resolver when absent.
+    pub server: Option<String>,
+    /// Answers that must all be present (rdata as text, e.g. `93.184.215.14`).
+    pub expect: Vec<String>,
+    /// `["[DNS_RCODE] == NOERROR"]` when the config gives none.
+    pub conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IcmpCheck {
+    pub host: String,
+    /// Echo requests sent (default 3).
+    pub count: u32,
+    #[serde(with = "millis")]
+    pub interval: Duration,
+    /// Loss percent at which the check warns / fails (defaults 20 and 100).
+    pub warn_loss: f64,
+    pub crit_loss: f64,
+    pub conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsCheck {
+    pub host: String,
+    pub port: u16,
+    /// The name to verify the certificate against (SNI); `host` when absent.
+    pub server_name: Option<String>,
+    /// Days left at which the check warns / fails (defaults 14 and 7).
+    pub warn_days: f64,
+    pub crit_days: f64,
+    pub conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCheck {
+    /// Percent used of a mount at which the check warns / fails (defaults 85 and 95).
+    pub disk_warn: f64,
+    pub disk_crit: f64,
+    /// Percent of memory used (excluding cache) at which the check warns / fails (90, 97).
+    pub memory_warn: f64,
+    pub memory_crit: f64,
+}
+
+impl Default for HostCheck {
+    fn default() -> Self {
+        HostCheck {
+            disk_warn: 85.0,
+            disk_crit: 95.0,
+            memory_warn: 90.0,
+            memory_crit: 97.0,
+        }
+    }
+}
+
+/// A heartbeat's expected rhythm lives in the check's `schedule` (`period` maps to
+/// [`Schedule::Every`]); this holds the grace after a missed ping before it is down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatCheck {
+    #[serde(with = "millis")]
+    pub grace: Duration,
 }
 
 /// One problem found in a config file.

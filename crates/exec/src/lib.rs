@@ -33,6 +33,8 @@
 //! holds the pipes, the bounded drains still keep it from hanging the run.
 
 pub mod check;
+pub mod host;
+pub mod probe;
 mod group;
 mod output;
 mod process;

@@ -333,6 +333,10 @@ impl RunJob {
                 let _ = forward.await;
                 judge(&result, config.timeout)
             }
+            other => Some(CheckOutcome::plain(
+                Status::Unknown,
+                format!("the local worker cannot run `{}` checks", other.name()),
+            )),
         }
     }
 }
