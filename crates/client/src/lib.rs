@@ -11,7 +11,8 @@ mod types;
 pub use crate::client::Client;
 pub use crate::error::ClientError;
 pub use crate::types::{
-    Check, CheckFilter, OutputLine, OutputStream, Run, RunFilter, RunPage, RunState, Status,
+    Check, CheckFilter, Heartbeat, OutputLine, OutputStream, Run, RunFilter, RunPage, RunState,
+    Status,
 };
 
 #[cfg(test)]

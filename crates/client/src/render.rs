@@ -36,6 +36,30 @@ pub fn render_checks(checks: &[Check], now_ms: i64) -> String {
     table(&["NAME", "STATUS", "LAST RUN", "SUMMARY"], &rows)
 }
 
+/// `NAME  STATE  LAST PING  PING URL` for the heartbeat checks; `no heartbeat checks` when none.
+pub fn render_ping_urls(checks: &[Check], now_ms: i64) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .filter_map(|check| {
+            let heartbeat = check.heartbeat.as_ref()?;
+            Some(vec![
+                one_line(&check.name),
+                heartbeat.state.to_uppercase(),
+                match heartbeat.last_ping_at {
+                    Some(at) => relative_time(at, now_ms),
+                    None => "never".to_string(),
+                },
+                heartbeat.ping_url.clone(),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no heartbeat checks (or the token may not see ping URLs: it needs the operator role)\n"
+            .to_string();
+    }
+    table(&["NAME", "STATE", "LAST PING", "PING URL"], &rows)
+}
+
 /// `ID  CHECK  STATE  STATUS  STARTED  DURATION  SUMMARY`; a run without a summary shows its
 /// last error (why it died) instead. `no runs` for an empty list.
 pub fn render_runs(runs: &[Run], now_ms: i64) -> String {

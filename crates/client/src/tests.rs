@@ -33,6 +33,7 @@ fn check_named(
         last_run_id: ago_ms.map(|_| 7),
         last_run_at: ago_ms.map(|ago| NOW_MS - ago),
         summary: summary.map(str::to_string),
+        heartbeat: None,
         extra: serde_json::Map::new(),
     }
 }

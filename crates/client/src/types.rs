@@ -30,6 +30,8 @@ impl Status {
 pub enum RunState {
     Queued,
     Leased,
+    /// A heartbeat's `/start` ping waiting for its end.
+    Started,
     Completed,
     Dead,
     Cancelled,
@@ -40,6 +42,7 @@ impl RunState {
         match self {
             RunState::Queued => "queued",
             RunState::Leased => "leased",
+            RunState::Started => "started",
             RunState::Completed => "completed",
             RunState::Dead => "dead",
             RunState::Cancelled => "cancelled",
@@ -68,7 +71,21 @@ pub struct Check {
     pub last_run_id: Option<i64>,
     pub last_run_at: Option<i64>,
     pub summary: Option<String>,
+    /// Heartbeat checks only (and only shown to operators and admins: it holds the ping key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
     /// Fields this client does not model, kept so `--json` prints what the hub sent.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where a heartbeat check stands and where its job pings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// `new`, `up`, `started`, `late` or `down`.
+    pub state: String,
+    pub ping_url: String,
+    pub last_ping_at: Option<i64>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }

@@ -31,6 +31,9 @@ pub struct Config {
 pub struct HubConfig {
     pub listen: SocketAddr,
     pub data: PathBuf,
+    /// The hub's address as users reach it (for ping URLs and links); `http://<listen>` when
+    /// absent.
+    pub public_url: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -38,6 +41,7 @@ impl Default for HubConfig {
         HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data: PathBuf::from(DEFAULT_DATA),
+            public_url: None,
         }
     }
 }

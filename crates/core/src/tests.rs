@@ -36,6 +36,7 @@ fn check(text: &str, expect: &Expect) {
                         exec.command, exec.env, exec.cwd, exec.clean_env
                     ),
                     CheckKind::Noop => String::new(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
                 };
                 out.push_str(&format!(
                     "{} {} {} timeout={} overlap={} {}\n",
@@ -91,6 +92,169 @@ every = "30s"
             disk exec every 1h30m timeout=250ms overlap=skip ["check_disk", "-w", "10%", "-p", "/home/w"] env={"LANG": "C"} cwd=Some("/tmp") clean=true
             nightly noop cron "0 3 * * *" tz=Some("Europe/Paris") timeout=10s overlap=queue 
             dollar exec every 30s timeout=10s overlap=skip ["sh", "-c", "echo $$ ${LITERAL} fallback"] env={} cwd=None clean=false
+        "#]],
+    );
+}
+
+#[test]
+fn probe_and_heartbeat_configs() {
+    check(
+        r#"
+[hub]
+public_url = "https://warden.example.org/"
+
+[[check]]
+name = "site"
+kind = "http"
+url = "https://example.org/health"
+every = "30s"
+conditions = ["[STATUS] == 200", "[BODY].status == UP", "[RESPONSE_TIME] < 500"]
+
+[[check]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:${PORT}/x"
+method = "post"
+headers = { "X-Token" = "t" }
+body = '{"a":1}'
+bearer_token = "secret"
+follow_redirects = false
+verify_tls = false
+http_version = "2"
+every = "1m"
+
+[[check]]
+name = "db-port"
+kind = "tcp"
+host = "10.0.0.5"
+port = 5432
+every = "10s"
+
+[[check]]
+name = "resolver"
+kind = "dns"
+query = "example.org"
+record = "aaaa"
+server = "127.0.0.1:5353"
+expect = ["::1"]
+every = "1m"
+
+[[check]]
+name = "gw"
+kind = "icmp"
+host = "192.0.2.1"
+count = 5
+every = "1m"
+
+[[check]]
+name = "cert"
+kind = "tls"
+host = "example.org"
+every = "1h"
+warn_days = 30
+
+[[check]]
+name = "this-host"
+kind = "host"
+every = "30s"
+disk_crit = 90
+
+[[check]]
+name = "nightly-backup"
+kind = "heartbeat"
+period = "1d"
+grace = "30m"
+
+[[check]]
+name = "weekly"
+kind = "heartbeat"
+cron = "0 3 * * 1"
+timezone = "Europe/Paris"
+"#,
+        &expect![[r#"
+            ok listen=127.0.0.1:7878 data=./warden-data
+            site http every 30s timeout=10s overlap=skip {"kind":"http","url":"https://example.org/health","method":"GET","headers":{},"body":null,"auth":null,"follow_redirects":true,"verify_tls":true,"client_cert":null,"http_version":"auto","conditions":["[STATUS] == 200","[BODY].status == UP","[RESPONSE_TIME] < 500"]}
+            api http every 1m timeout=10s overlap=skip {"kind":"http","url":"http://127.0.0.1:9000/x","method":"POST","headers":{"X-Token":"t"},"body":"{\"a\":1}","auth":{"bearer":{"token":"secret"}},"follow_redirects":false,"verify_tls":false,"client_cert":null,"http_version":"http2","conditions":["[STATUS] < 400"]}
+            db-port tcp every 10s timeout=10s overlap=skip {"kind":"tcp","host":"10.0.0.5","port":5432,"send":null,"expect":null,"conditions":["[CONNECTED] == true"]}
+            resolver dns every 1m timeout=10s overlap=skip {"kind":"dns","query":"example.org","record":"AAAA","server":"127.0.0.1:5353","expect":["::1"],"conditions":["[DNS_RCODE] == NOERROR"]}
+            gw icmp every 1m timeout=10s overlap=skip {"kind":"icmp","host":"192.0.2.1","count":5,"interval":200,"warn_loss":20.0,"crit_loss":100.0,"conditions":[]}
+            cert tls every 1h timeout=10s overlap=skip {"kind":"tls","host":"example.org","port":443,"server_name":null,"warn_days":30.0,"crit_days":7.0,"conditions":[]}
+            this-host host every 30s timeout=10s overlap=skip {"kind":"host","disk_warn":85.0,"disk_crit":90.0,"memory_warn":90.0,"memory_crit":97.0}
+            nightly-backup heartbeat every 1d timeout=10s overlap=allow {"kind":"heartbeat","grace":1800000}
+            weekly heartbeat cron "0 3 * * 1" tz=Some("Europe/Paris") timeout=10s overlap=allow {"kind":"heartbeat","grace":3600000}
+        "#]],
+    );
+}
+
+#[test]
+fn bad_probe_configs() {
+    check(
+        r#"
+[[check]]
+name = "a"
+kind = "http"
+url = "ftp://example.org"
+every = "30s"
+conditions = ["[STATUS] == 200", "[STATU] == 200", "[STATUS] 200"]
+
+[[check]]
+name = "b"
+kind = "tcp"
+host = "db"
+port = 70000
+every = "10s"
+
+[[check]]
+name = "c"
+kind = "dns"
+query = "example.org"
+record = "MXX"
+server = "localhost"
+every = "1m"
+
+[[check]]
+name = "d"
+kind = "heartbeat"
+every = "1d"
+
+[[check]]
+name = "e"
+kind = "http"
+url = "https://x"
+every = "1m"
+basic_auth = { username = "u" }
+client_cert = "c.pem"
+http_version = "3"
+
+[[check]]
+name = "f"
+kind = "host"
+every = "1m"
+disk_warn = 120
+conditions = ["[STATUS] == 200"]
+
+[[check]]
+name = "g"
+kind = "icmp"
+every = "1m"
+count = 0
+"#,
+        &expect![[r#"
+            warden.toml:5:7: check[0].url: `ftp://example.org` is not an http:// or https:// URL with a host
+            warden.toml:7:35: check[0].conditions[1]: unknown placeholder `[STATU]`
+            warden.toml:7:52: check[0].conditions[2]: missing operator: expected `==`, `!=`, `<`, `<=`, `>` or `>=` with a space on each side
+            warden.toml:13:8: check[1].port: must be a whole number from 1 to 65535
+            warden.toml:20:10: check[2].record: unknown record type `MXX`, expected one of: A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA
+            warden.toml:21:10: check[2].server: `localhost` is not IP or IP:PORT, e.g. `1.1.1.1` or `127.0.0.1:5353`
+            warden.toml:24:1: check[3]: a heartbeat needs `period = "1d"` or `cron = "0 3 * * *"`: when pings are expected
+            warden.toml:27:1: check[3].every: unknown key `every`; expected one of: name, kind, period, cron, timezone, grace, labels
+            warden.toml:29:1: check[4]: `client_cert` and `client_key` go together: give both PEM files
+            warden.toml:34:14: check[4].basic_auth: expected `{ username = "...", password = "..." }`
+            warden.toml:36:16: check[4].http_version: unknown HTTP version `3`, expected one of: auto, 1.1, 2
+            warden.toml:42:13: check[5].disk_warn: must be a percentage from 0 to 100
+            warden.toml:43:1: check[5].conditions: unknown key `conditions`; expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, disk_warn, disk_crit, memory_warn, memory_crit
+            warden.toml:45:1: check[6]: a `icmp` check needs `host = "..."`
+            warden.toml:49:9: check[6].count: must be a whole number from 1 to 100
         "#]],
     );
 }
@@ -232,7 +396,7 @@ fn bad_configs() {
             "unknown kind",
             "[[check]]\nname = \"a\"\nkind = \"ftp\"\nevery = \"1s\"\n",
             expect![[r#"
-                warden.toml:3:8: check[0].kind: unknown check kind `ftp`, expected one of: exec, noop
+                warden.toml:3:8: check[0].kind: unknown check kind `ftp`, expected one of: exec, http, tcp, dns, icmp, tls, host, heartbeat, noop
             "#]],
         ),
         (
@@ -317,7 +481,7 @@ fn every_error_is_reported_at_once_in_file_order() {
         "[hub]\nlisten = \"nope\"\nbogus = 1\n\n[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1x\"\n\n[[check]]\nname = \"b\"\nkind = \"exec\"\nevery = \"1s\"\n",
         &expect![[r#"
             warden.toml:2:10: hub.listen: `nope` is not a socket address: expected IP:PORT, e.g. `127.0.0.1:7878`
-            warden.toml:3:1: hub.bogus: unknown key `bogus`; expected one of: listen, data
+            warden.toml:3:1: hub.bogus: unknown key `bogus`; expected one of: listen, data, public_url
             warden.toml:8:9: check[0].every: `1x` has an unknown unit `x`: use ms, s, m, h, d or w
             warden.toml:10:1: check[1]: an exec check needs `command = ["prog", "arg", ...]`
         "#]],

@@ -33,10 +33,10 @@
 //! holds the pipes, the bounded drains still keep it from hanging the run.
 
 pub mod check;
-pub mod host;
-pub mod probe;
 mod group;
+pub mod host;
 mod output;
+pub mod probe;
 mod process;
 mod spec;
 

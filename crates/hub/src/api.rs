@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use warden_core::config::{CheckConfig, Schedule};
 use warden_core::duration::HumanDuration;
 use warden_store::checks::CheckRow;
+use warden_store::heartbeats::HeartbeatRow;
 use warden_store::queue::{self, Completion, FailOutcome, NewRun, RunFilter, RunRow};
 
 use crate::bus::EventKind;
@@ -46,6 +47,18 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}", get(get_run_waiting))
         .route("/api/v1/runs/{id}/output", get(run_output))
         .nest("/api/v1/queue", queue_routes)
+        .route(
+            "/ping/{key}",
+            get(crate::heartbeat::ping)
+                .post(crate::heartbeat::ping)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/ping/{key}/{action}",
+            get(crate::heartbeat::ping_action)
+                .post(crate::heartbeat::ping_action)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -416,7 +429,7 @@ pub(crate) fn run_json(run: &RunRow) -> Value {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
-        .filter(|_| run.kind == "check");
+        .filter(|_| run.kind == "check" || run.kind == "ping");
     json!({
         "id": run.id,
         "check": check,
@@ -458,8 +471,8 @@ fn schedule_text(spec: &str) -> String {
     }
 }
 
-fn check_json(row: &CheckRow) -> Value {
-    json!({
+fn check_json(row: &CheckRow, heartbeat: Option<&HeartbeatRow>, public_url: &str) -> Value {
+    let mut value = json!({
         "name": row.name,
         "kind": row.kind,
         "schedule": schedule_text(&row.spec),
@@ -468,7 +481,33 @@ fn check_json(row: &CheckRow) -> Value {
         "last_run_id": row.last_run_id,
         "last_run_at": row.last_run_at,
         "summary": row.summary,
-    })
+    });
+    if let (Some(heartbeat), Some(object)) = (heartbeat, value.as_object_mut()) {
+        object.insert(
+            "heartbeat".to_string(),
+            json!({
+                "state": heartbeat.state,
+                "ping_url": format!("{public_url}/ping/{}", heartbeat.ping_key),
+                "last_ping_at": heartbeat.last_ping_at,
+                "last_success_at": heartbeat.last_success_at,
+                "started_at": heartbeat.started_at,
+                "pings": heartbeat.pings,
+            }),
+        );
+    }
+    value
+}
+
+/// Heartbeat rows by check id; they carry the ping key, so only operators and admins see them.
+async fn heartbeat_rows(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<std::collections::HashMap<i64, HeartbeatRow>, ApiError> {
+    if caller.require(Role::Operator).is_err() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows = state.store.read(warden_store::heartbeats::list).await?;
+    Ok(rows.into_iter().map(|row| (row.check_id, row)).collect())
 }
 
 #[derive(Deserialize)]
@@ -495,6 +534,7 @@ async fn list_checks(
         ));
     }
     let rows = state.store.read(warden_store::checks::list).await?;
+    let heartbeats = heartbeat_rows(&state, &caller).await?;
     let checks: Vec<Value> = rows
         .iter()
         .filter(|row| match query.status.as_deref() {
@@ -508,7 +548,7 @@ async fn list_checks(
                 .as_deref()
                 .is_none_or(|needle| row.name.contains(needle))
         })
-        .map(check_json)
+        .map(|row| check_json(row, heartbeats.get(&row.id), &state.public_url))
         .collect();
     Ok(Json(json!({ "checks": checks })))
 }
@@ -525,7 +565,12 @@ async fn get_check(
         .read(move |conn| warden_store::checks::get_by_name(conn, &lookup))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("check `{name}` not found")))?;
-    Ok(Json(check_json(&row)))
+    let heartbeats = heartbeat_rows(&state, &caller).await?;
+    Ok(Json(check_json(
+        &row,
+        heartbeats.get(&row.id),
+        &state.public_url,
+    )))
 }
 
 /// Forces a run of a check now, ahead of scheduled runs; the overlap policy does not apply.
@@ -542,6 +587,9 @@ async fn run_check(
             let Some(row) = warden_store::checks::get_by_name(conn, &lookup)? else {
                 return Ok(None);
             };
+            if row.kind == "heartbeat" {
+                return Ok(Some(Err(row.name)));
+            }
             let now = warden_store::now_ms();
             let run = NewRun {
                 check_id: Some(row.id),
@@ -553,11 +601,20 @@ async fn run_check(
                 dedup_key: None,
                 concurrency_key: None,
             };
-            Ok(Some((queue::enqueue(conn, &run, now)?.run_id, row.id)))
+            Ok(Some(Ok((queue::enqueue(conn, &run, now)?.run_id, row.id))))
         })
         .await?;
-    let Some((run_id, check_id)) = enqueued else {
-        return Err(ApiError::not_found(format!("check `{name}` not found")));
+    let (run_id, check_id) = match enqueued {
+        None => return Err(ApiError::not_found(format!("check `{name}` not found"))),
+        Some(Err(name)) => {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "`{name}` is a heartbeat check: the job it watches pings it; it cannot be run"
+                ),
+            ));
+        }
+        Some(Ok(ids)) => ids,
     };
     state.wake.notify_one();
     state

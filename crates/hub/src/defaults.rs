@@ -1,11 +1,13 @@
-//! The checks `warden up` runs with no config: this host's disk, load and swap through the
-//! monitoring-plugins when installed, small builtin shell commands otherwise.
+//! The checks `warden up` runs with no config: the builtin `host` check (CPU, memory, swap,
+//! disks, load, network, temperatures, uptime, processes as series), and this host's disk, load
+//! and swap through the monitoring-plugins when installed, small builtin shell commands
+//! otherwise.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use warden_core::config::{CheckConfig, CheckKind, ExecCheck, Overlap, Schedule};
+use warden_core::config::{CheckConfig, CheckKind, ExecCheck, HostCheck, Overlap, Schedule};
 
 /// Where Debian and most distributions install the monitoring-plugins.
 pub const PLUGIN_DIRS: &[&str] = &[
@@ -72,6 +74,14 @@ pub fn host_checks(cores: usize) -> Vec<CheckConfig> {
         )
     });
     vec![
+        CheckConfig {
+            name: "host".to_string(),
+            schedule: Schedule::Every(every),
+            timeout: Duration::from_secs(10),
+            overlap: Overlap::Skip,
+            labels: BTreeMap::from([("source".to_string(), "default".to_string())]),
+            kind: CheckKind::Host(HostCheck::default()),
+        },
         exec("host.disk", disk, every),
         exec("host.load", load, every),
         exec("host.swap", swap, every),

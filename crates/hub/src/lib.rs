@@ -7,6 +7,7 @@ mod auth;
 pub mod bus;
 pub mod defaults;
 mod error;
+pub mod heartbeat;
 pub mod recorder;
 pub mod scheduler;
 pub mod worker;
@@ -73,6 +74,9 @@ pub(crate) struct AppState {
     pub(crate) wake: Arc<Notify>,
     /// The highest event sequence number the recorder has committed.
     pub(crate) recorded: watch::Receiver<u64>,
+    pub(crate) heartbeats: heartbeat::Heartbeats,
+    /// Base URL for links users follow (ping URLs).
+    pub(crate) public_url: Arc<str>,
 }
 
 /// A hub that has opened its store and bound its port, ready to serve.
@@ -130,16 +134,33 @@ impl Hub {
         let stored = store.read(warden_store::checks::list).await?;
         let ids: std::collections::HashMap<String, i64> =
             stored.into_iter().map(|row| (row.name, row.id)).collect();
-        let checks = config
+        let configured: Vec<(i64, warden_core::config::CheckConfig)> = config
             .checks
             .iter()
-            .filter_map(|check| {
-                ids.get(&check.name).map(|id| ScheduledCheck {
-                    check_id: *id,
-                    config: check.clone(),
-                })
-            })
+            .filter_map(|check| ids.get(&check.name).map(|id| (*id, check.clone())))
             .collect();
+        let heartbeat_rows = store
+            .write(|conn| warden_store::heartbeats::ensure(conn, heartbeat::new_ping_key))
+            .await?;
+        let heartbeats = heartbeat::Heartbeats::new(&configured, &heartbeat_rows);
+        // Heartbeats are pushed, never scheduled.
+        let checks = configured
+            .into_iter()
+            .filter(|(_, check)| {
+                !matches!(check.kind, warden_core::config::CheckKind::Heartbeat(_))
+            })
+            .map(|(check_id, config)| ScheduledCheck { check_id, config })
+            .collect();
+        let public_url: Arc<str> = Arc::from(
+            config
+                .hub
+                .public_url
+                .clone()
+                .unwrap_or_else(|| {
+                    format!("http://{}", listener_addr(&listener, config.hub.listen))
+                })
+                .as_str(),
+        );
         let (bus, recorder_events) = Bus::new(4_096, 8_192);
         let (recorded, recorded_rx) = watch::channel(0u64);
         Ok(Hub {
@@ -150,6 +171,8 @@ impl Hub {
                 bus,
                 wake: Arc::new(Notify::new()),
                 recorded: recorded_rx,
+                heartbeats,
+                public_url,
             },
             checks,
             worker: options.worker,
@@ -215,7 +238,13 @@ impl Hub {
         };
         let check_count = checks.len();
         tracker.spawn(Scheduler::new(SystemClock, sink, &checks).run(stop_work.clone()));
-        let app = api::router(state.clone());
+        tracker.spawn(state.heartbeats.clone().monitor(
+            state.store.clone(),
+            state.bus.clone(),
+            stop_work.clone(),
+        ));
+        let app = api::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tracing::info!(%addr, data = %data_dir.display(), checks = check_count, "hub listening");
         let server_shutdown = shutdown.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -257,6 +286,15 @@ impl Hub {
         tracing::info!("hub stopped; store flushed");
         result
     }
+}
+
+/// The bound address, with an unspecified IP (0.0.0.0) shown as loopback.
+fn listener_addr(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
+    let mut addr = listener.local_addr().unwrap_or(configured);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
 }
 
 /// Enqueues due slots in the store, announces them and wakes the local workers.

@@ -511,3 +511,85 @@ async fn a_subscriber_that_never_reads_does_not_stall_recording_and_learns_its_l
     drop(bus);
     let _ = recorder.await;
 }
+
+/// The heartbeat state machine, walked through pings and the clock (pure: times are inputs).
+#[test]
+fn heartbeat_transitions() {
+    use crate::heartbeat::{Rhythm, entry_for_tests, next_transition};
+    use warden_core::Status;
+
+    const H: i64 = 3_600_000;
+    let mut entry = entry_for_tests(Rhythm::Every(24 * H), 30 * 60_000);
+    // New: nothing is expected until the first ping.
+    assert_eq!(next_transition(&entry), None);
+
+    // Up after a success ping at t=1000h: late at +1d, then down after the grace.
+    let t = 1000 * H;
+    entry.state = "up".to_string();
+    entry.last_ping_at = Some(t);
+    entry.last_success_at = Some(t);
+    let late = next_transition(&entry).expect("up has a deadline");
+    assert_eq!(
+        (late.at, late.state, late.status),
+        (t + 24 * H, "late", Status::Warn)
+    );
+    assert_eq!(
+        late.summary,
+        "late: no ping for 1d (expected every 1d; down after a grace of 30m)"
+    );
+    entry.state = "late".to_string();
+    let down = next_transition(&entry).expect("late has a deadline");
+    assert_eq!(
+        (down.at, down.state, down.status),
+        (t + 24 * H + 30 * 60_000, "down", Status::Crit)
+    );
+    assert_eq!(
+        down.summary,
+        "down: no ping for 1d30m (expected every 1d, grace 30m)"
+    );
+    // Down waits for a ping; a fail ping's down too.
+    entry.state = "down".to_string();
+    assert_eq!(next_transition(&entry), None);
+
+    // Started: down when no end ping came within the grace.
+    entry.state = "started".to_string();
+    entry.started_at = Some(t + 5 * H);
+    let stuck = next_transition(&entry).expect("started has a deadline");
+    assert_eq!(
+        (stuck.at, stuck.state, stuck.status),
+        (t + 5 * H + 30 * 60_000, "down", Status::Crit)
+    );
+    assert_eq!(
+        stuck.summary,
+        "down: started 30m ago and never finished (grace 30m)"
+    );
+}
+
+/// A cron heartbeat expects its ping at the next slot after the last one, in its zone.
+#[test]
+fn heartbeat_cron_deadline() {
+    use crate::heartbeat::{Rhythm, entry_for_tests, next_transition};
+    use warden_core::cron::CronSchedule;
+
+    let cron = CronSchedule::parse("0 3 * * *", Some("Europe/Paris")).expect("valid cron");
+    let mut entry = entry_for_tests(Rhythm::Cron(cron), 60_000);
+    // Pinged 2026-03-28 03:00:05 Paris (02:00:05 UTC); the next 03:00 is after the spring
+    // forward, 2026-03-29 03:00 CEST = 01:00 UTC.
+    let ping = jiff::Timestamp::from_second(1_774_663_205)
+        .expect("valid")
+        .as_millisecond();
+    entry.state = "up".to_string();
+    entry.last_ping_at = Some(ping);
+    entry.last_success_at = Some(ping);
+    let late = next_transition(&entry).expect("deadline");
+    let expected = "2026-03-29T01:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .expect("valid")
+        .as_millisecond();
+    assert_eq!(late.at, expected);
+    entry.state = "late".to_string();
+    assert_eq!(
+        next_transition(&entry).map(|t| t.at),
+        Some(expected + 60_000)
+    );
+}

@@ -12,6 +12,9 @@ use tokio_util::task::TaskTracker;
 use warden_core::Status;
 use warden_core::config::{CheckConfig, CheckKind};
 use warden_exec::check::{CheckOutcome, judge};
+use warden_exec::host::{HostSampler, judge_host};
+use warden_exec::probe::judge::ProbeOutcome;
+use warden_exec::probe::{self, FailureReason, Observation};
 use warden_exec::{ProcessSpec, Stream};
 use warden_store::queue::{self, Completion, Lease};
 use warden_store::{Store, StoreError};
@@ -59,6 +62,9 @@ struct InFlight {
     cancel: CancellationToken,
 }
 
+/// Host samplers by check id: each keeps the previous counters its rates come from.
+type HostSamplers = Arc<Mutex<HashMap<String, Arc<Mutex<HostSampler>>>>>;
+
 /// The local pool.
 pub struct WorkerPool {
     store: Store,
@@ -66,6 +72,7 @@ pub struct WorkerPool {
     wake: Arc<Notify>,
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
+    hosts: HostSamplers,
 }
 
 impl WorkerPool {
@@ -76,6 +83,7 @@ impl WorkerPool {
             wake,
             options,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            hosts: Arc::default(),
         }
     }
 
@@ -154,6 +162,7 @@ impl WorkerPool {
                     bus: self.bus.clone(),
                     options: self.options.clone(),
                     in_flight: Arc::clone(&self.in_flight),
+                    hosts: Arc::clone(&self.hosts),
                 };
                 runs.spawn(async move {
                     job.execute(lease, cancel).await;
@@ -221,6 +230,58 @@ struct RunJob {
     bus: Bus,
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
+    hosts: HostSamplers,
+}
+
+/// A finished run's result in one shape for every kind.
+struct Judged {
+    status: Status,
+    summary: String,
+    exit_code: Option<i64>,
+    /// label → value; the series is `<check>.<label>`.
+    samples: Vec<(String, f64)>,
+    notes: Vec<String>,
+    timed_out: bool,
+    /// Why a probe failed (`dns`, `connect`, `tls`, `timeout`, `http`, `condition`).
+    reason: Option<&'static str>,
+}
+
+impl Judged {
+    fn plain(status: Status, summary: impl Into<String>) -> Judged {
+        Judged::from(CheckOutcome::plain(status, summary))
+    }
+}
+
+impl From<CheckOutcome> for Judged {
+    fn from(outcome: CheckOutcome) -> Judged {
+        Judged {
+            status: outcome.status,
+            summary: outcome.summary,
+            exit_code: outcome.exit_code,
+            samples: outcome
+                .perfdata
+                .iter()
+                .filter_map(|item| item.value.map(|value| (item.label.clone(), value)))
+                .collect(),
+            notes: outcome.notes,
+            timed_out: outcome.timed_out,
+            reason: outcome.timed_out.then_some("timeout"),
+        }
+    }
+}
+
+impl From<ProbeOutcome> for Judged {
+    fn from(outcome: ProbeOutcome) -> Judged {
+        Judged {
+            status: outcome.status,
+            summary: outcome.summary,
+            exit_code: None,
+            samples: outcome.samples,
+            notes: outcome.notes,
+            timed_out: outcome.reason == Some(FailureReason::Timeout),
+            reason: outcome.reason.map(FailureReason::as_str),
+        }
+    }
 }
 
 impl RunJob {
@@ -240,11 +301,11 @@ impl RunJob {
             .await;
         let outcome = match (&config, lease.kind.as_str()) {
             (Ok(config), "check") => self.run_check(run_id, config, cancel).await,
-            (Err(error), "check") => Some(CheckOutcome::plain(
+            (Err(error), "check") => Some(Judged::plain(
                 Status::Unknown,
                 format!("the run's check definition is unreadable: {error}"),
             )),
-            (_, other) => Some(CheckOutcome::plain(
+            (_, other) => Some(Judged::plain(
                 Status::Unknown,
                 format!("the local worker does not run `{other}` runs"),
             )),
@@ -266,6 +327,7 @@ impl RunJob {
         let result = serde_json::json!({
             "duration_ms": duration_ms,
             "timed_out": outcome.timed_out,
+            "reason": outcome.reason,
             "notes": outcome.notes,
             "perfdata": samples.iter().map(|s| serde_json::json!({"series": s.series, "value": s.value})).collect::<Vec<_>>(),
         });
@@ -304,9 +366,141 @@ impl RunJob {
         run_id: i64,
         config: &CheckConfig,
         cancel: CancellationToken,
-    ) -> Option<CheckOutcome> {
+    ) -> Option<Judged> {
+        let timeout = config.timeout;
+        let probed = |observation: Observation, conditions: &[String]| {
+            (!cancel.is_cancelled()).then(|| judge_probe(observation, conditions))
+        };
         match &config.kind {
-            CheckKind::Noop => Some(CheckOutcome::plain(Status::Ok, "ok")),
+            CheckKind::Noop => Some(Judged::plain(Status::Ok, "ok")),
+            CheckKind::Http(http) => probed(
+                probe::http::probe_http(http, timeout, &cancel).await,
+                &http.conditions,
+            )
+            .map(Judged::from),
+            CheckKind::Tcp(tcp) => {
+                let mut outcome = probed(
+                    probe::tcp::probe_tcp(tcp, timeout, &cancel).await,
+                    &tcp.conditions,
+                )?;
+                if let Some(expected) = &tcp.expect
+                    && outcome.sample("expect_matched") == Some(0.0)
+                {
+                    outcome.worsen(
+                        Status::Crit,
+                        FailureReason::Condition,
+                        format!("expected {expected:?} was not received"),
+                    );
+                }
+                Some(outcome.into())
+            }
+            CheckKind::Dns(dns) => {
+                let mut outcome = probed(
+                    probe::dns::probe_dns(dns, timeout, &cancel).await,
+                    &dns.conditions,
+                )?;
+                if !dns.expect.is_empty() && outcome.sample("expect_matched") == Some(0.0) {
+                    let summary = format!(
+                        "expected answers {} not all present; {}",
+                        dns.expect.join(", "),
+                        outcome.summary
+                    );
+                    outcome.worsen(Status::Crit, FailureReason::Condition, summary);
+                }
+                Some(outcome.into())
+            }
+            CheckKind::Icmp(icmp) => {
+                let mut outcome = probed(
+                    probe::icmp::probe_icmp(icmp, timeout, &cancel).await,
+                    &icmp.conditions,
+                )?;
+                if let Some(loss) = outcome.sample("loss_percent") {
+                    let summary = outcome.summary.clone();
+                    if loss >= icmp.crit_loss {
+                        outcome.worsen(
+                            Status::Crit,
+                            FailureReason::Connect,
+                            format!("{loss:.0}% loss (crit at {}%): {summary}", icmp.crit_loss),
+                        );
+                    } else if loss >= icmp.warn_loss {
+                        outcome.worsen(
+                            Status::Warn,
+                            FailureReason::Connect,
+                            format!("{loss:.0}% loss (warn at {}%): {summary}", icmp.warn_loss),
+                        );
+                    }
+                }
+                Some(outcome.into())
+            }
+            CheckKind::Tls(tls) => {
+                let mut outcome = probed(
+                    probe::tls::probe_tls(tls, timeout, &cancel).await,
+                    &tls.conditions,
+                )?;
+                if let Some(days) = outcome.sample("cert_expiry_days") {
+                    let summary = outcome.summary.clone();
+                    if days < tls.crit_days {
+                        outcome.worsen(
+                            Status::Crit,
+                            FailureReason::Tls,
+                            format!(
+                                "certificate expires in {days:.1} days (crit under {}): {summary}",
+                                tls.crit_days
+                            ),
+                        );
+                    } else if days < tls.warn_days {
+                        outcome.worsen(
+                            Status::Warn,
+                            FailureReason::Tls,
+                            format!(
+                                "certificate expires in {days:.1} days (warn under {}): {summary}",
+                                tls.warn_days
+                            ),
+                        );
+                    }
+                }
+                Some(outcome.into())
+            }
+            CheckKind::Host(host) => {
+                let sampler = match self.hosts.lock() {
+                    Ok(mut samplers) => Arc::clone(
+                        samplers
+                            .entry(config.name.clone())
+                            .or_insert_with(|| Arc::new(Mutex::new(HostSampler::new()))),
+                    ),
+                    Err(_) => {
+                        return Some(Judged::plain(Status::Unknown, "host sampler unavailable"));
+                    }
+                };
+                let host = host.clone();
+                let sampled = tokio::task::spawn_blocking(move || {
+                    let sample = match sampler.lock() {
+                        Ok(mut sampler) => sampler.sample(),
+                        Err(poisoned) => poisoned.into_inner().sample(),
+                    };
+                    let (status, summary) = judge_host(&sample, &host);
+                    (sample, status, summary)
+                })
+                .await;
+                Some(match sampled {
+                    Ok((sample, status, summary)) => Judged {
+                        status,
+                        summary,
+                        exit_code: None,
+                        samples: sample.values,
+                        notes: sample.notes,
+                        timed_out: false,
+                        reason: None,
+                    },
+                    Err(error) => {
+                        Judged::plain(Status::Unknown, format!("host sampling failed: {error}"))
+                    }
+                })
+            }
+            CheckKind::Heartbeat(_) => Some(Judged::plain(
+                Status::Unknown,
+                "heartbeat checks are pushed by the job they watch; they are never run",
+            )),
             CheckKind::Exec(exec) => {
                 let spec = ProcessSpec {
                     command: exec.command.clone(),
@@ -329,14 +523,10 @@ impl RunJob {
                     line_rx,
                     self.options.output_cap,
                 ));
-                let result = warden_exec::run_process(&spec, Some(line_tx), cancel).await;
+                let result = warden_exec::run_process(&spec, Some(line_tx), cancel.clone()).await;
                 let _ = forward.await;
-                judge(&result, config.timeout)
+                judge(&result, config.timeout).map(Judged::from)
             }
-            other => Some(CheckOutcome::plain(
-                Status::Unknown,
-                format!("the local worker cannot run `{}` checks", other.name()),
-            )),
         }
     }
 }
@@ -373,18 +563,20 @@ async fn forward_lines(
     }
 }
 
-/// Perfdata items as samples of series `<check>.<label>`, in base units; unknown values skipped.
-fn samples_of(check: &str, outcome: &CheckOutcome, ts: i64) -> Vec<SamplePoint> {
+/// A run's values as samples of series `<check>.<label>`, in base units.
+fn samples_of(check: &str, outcome: &Judged, ts: i64) -> Vec<SamplePoint> {
     outcome
-        .perfdata
+        .samples
         .iter()
-        .filter_map(|item| {
-            item.value.map(|value| SamplePoint {
-                series: format!("{check}.{}", item.label),
-                labels: "{}".to_string(),
-                ts,
-                value,
-            })
+        .map(|(label, value)| SamplePoint {
+            series: format!("{check}.{label}"),
+            labels: "{}".to_string(),
+            ts,
+            value: *value,
         })
         .collect()
+}
+
+fn judge_probe(observation: Observation, conditions: &[String]) -> ProbeOutcome {
+    probe::judge::judge(observation, conditions)
 }

@@ -6,6 +6,7 @@ mod migrations;
 mod writer;
 
 pub mod checks;
+pub mod heartbeats;
 pub mod queue;
 pub mod samples;
 pub mod tokens;

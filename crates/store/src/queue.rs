@@ -13,6 +13,8 @@ use crate::StoreError;
 pub enum RunState {
     Queued,
     Leased,
+    /// A heartbeat's `/start` waiting for its end ping (never leased).
+    Started,
     Completed,
     Dead,
     Cancelled,
@@ -23,6 +25,7 @@ impl RunState {
         match self {
             RunState::Queued => "queued",
             RunState::Leased => "leased",
+            RunState::Started => "started",
             RunState::Completed => "completed",
             RunState::Dead => "dead",
             RunState::Cancelled => "cancelled",
@@ -33,6 +36,7 @@ impl RunState {
         match text {
             "queued" => Some(RunState::Queued),
             "leased" => Some(RunState::Leased),
+            "started" => Some(RunState::Started),
             "completed" => Some(RunState::Completed),
             "dead" => Some(RunState::Dead),
             "cancelled" => Some(RunState::Cancelled),

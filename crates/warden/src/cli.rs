@@ -109,6 +109,9 @@ pub struct ChecksArgs {
     /// Only checks whose name contains this text.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// List the heartbeat checks with the URL their jobs ping (needs an operator token).
+    #[arg(long)]
+    pub show_ping_urls: bool,
 }
 
 #[derive(Debug, Args)]

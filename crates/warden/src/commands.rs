@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde::Serialize;
-use warden_client::render::{render_checks, render_output, render_run, render_runs};
+use warden_client::render::{
+    render_checks, render_output, render_ping_urls, render_run, render_runs,
+};
 use warden_client::{CheckFilter, Client, ClientError, Run, RunFilter, RunState, Status};
 use warden_core::duration::HumanDuration;
 
@@ -32,6 +34,9 @@ pub(crate) fn checks(hub: &HubArgs, args: &ChecksArgs) -> Result<(), Failure> {
     let checks = block_on(client.checks(&filter))?.map_err(hub_failure)?;
     if hub.json {
         return print_json(&checks);
+    }
+    if args.show_ping_urls {
+        return print(&render_ping_urls(&checks, now_ms()));
     }
     print(&render_checks(&checks, now_ms()))
 }

@@ -10,9 +10,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    CheckConfig, CheckKind, Config, ConfigError, ConfigErrors, DEFAULT_TIMEOUT, ExecCheck,
-    HubConfig, Overlap, Schedule,
+    CheckConfig, CheckKind, ClientCert, Config, ConfigError, ConfigErrors, DEFAULT_TIMEOUT,
+    DnsCheck, ExecCheck, HeartbeatCheck, HostCheck, HttpAuth, HttpCheck, HttpVersion, HubConfig,
+    IcmpCheck, Overlap, Schedule, TcpCheck, TlsCheck,
 };
+use crate::conditions::Condition;
 use crate::cron::CronSchedule;
 use crate::duration::parse_duration;
 
@@ -55,12 +57,64 @@ struct Cx<'a> {
 type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["hub", "check"];
-const HUB_KEYS: &[&str] = &["listen", "data"];
+const HUB_KEYS: &[&str] = &["listen", "data", "public_url"];
 const CHECK_COMMON_KEYS: &[&str] = &[
     "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels",
 ];
 const EXEC_KEYS: &[&str] = &["command", "env", "cwd", "clean_env"];
-const KINDS: &[&str] = &["exec", "noop"];
+const HTTP_KEYS: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "body",
+    "basic_auth",
+    "bearer_token",
+    "follow_redirects",
+    "verify_tls",
+    "client_cert",
+    "client_key",
+    "http_version",
+    "conditions",
+];
+const TCP_KEYS: &[&str] = &["host", "port", "send", "expect", "conditions"];
+const DNS_KEYS: &[&str] = &["query", "record", "server", "expect", "conditions"];
+const ICMP_KEYS: &[&str] = &[
+    "host",
+    "count",
+    "interval",
+    "warn_loss",
+    "crit_loss",
+    "conditions",
+];
+const TLS_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "server_name",
+    "warn_days",
+    "crit_days",
+    "conditions",
+];
+const HOST_KEYS: &[&str] = &["disk_warn", "disk_crit", "memory_warn", "memory_crit"];
+/// Heartbeats are pushed, so they take `period` (or `cron`) and `grace` instead of `every`.
+const HEARTBEAT_KEYS: &[&str] = &[
+    "name", "kind", "period", "cron", "timezone", "grace", "labels",
+];
+const KINDS: &[&str] = &[
+    "exec",
+    "http",
+    "tcp",
+    "dns",
+    "icmp",
+    "tls",
+    "host",
+    "heartbeat",
+    "noop",
+];
+const DNS_RECORDS: &[&str] = &[
+    "A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA",
+];
+/// A heartbeat's default grace, as healthchecks.io's.
+const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
 impl Cx<'_> {
     fn error(&mut self, span: Range<usize>, path: &str, message: String) {
@@ -163,6 +217,19 @@ impl Cx<'_> {
                 hub.data = PathBuf::from(text);
             }
         }
+        if let Some((_, value)) = get(table, "public_url")
+            && let Some(text) = self.string(value, "hub.public_url")
+        {
+            if text.starts_with("http://") || text.starts_with("https://") {
+                hub.public_url = Some(text.trim_end_matches('/').to_string());
+            } else {
+                self.error(
+                    value.span(),
+                    "hub.public_url",
+                    format!("`{text}` is not an http:// or https:// URL"),
+                );
+            }
+        }
         hub
     }
 
@@ -216,8 +283,34 @@ impl Cx<'_> {
         };
         let kind_keys: &[&str] = match kind_name.as_deref() {
             Some("exec") => EXEC_KEYS,
+            Some("http") => HTTP_KEYS,
+            Some("tcp") => TCP_KEYS,
+            Some("dns") => DNS_KEYS,
+            Some("icmp") => ICMP_KEYS,
+            Some("tls") => TLS_KEYS,
+            Some("host") => HOST_KEYS,
             _ => &[],
         };
+        if kind_name.as_deref() == Some("heartbeat") {
+            self.unknown_keys(table, path, HEARTBEAT_KEYS);
+            let heartbeat = self.heartbeat(table, span, path);
+            let labels = match get(table, "labels") {
+                Some((_, value)) => self.string_map(value, &format!("{path}.labels")),
+                None => Some(BTreeMap::new()),
+            };
+            if self.errors.len() != errors_before {
+                return None;
+            }
+            let (schedule, heartbeat) = heartbeat?;
+            return Some(CheckConfig {
+                name: name?,
+                schedule,
+                timeout: DEFAULT_TIMEOUT,
+                overlap: Overlap::Allow,
+                labels: labels?,
+                kind: CheckKind::Heartbeat(heartbeat),
+            });
+        }
         if kind_name.is_some() {
             let allowed: Vec<&str> = CHECK_COMMON_KEYS.iter().chain(kind_keys).copied().collect();
             self.unknown_keys(table, path, &allowed);
@@ -253,6 +346,12 @@ impl Cx<'_> {
         let kind = match kind_name.as_deref() {
             Some("exec") => self.exec(table, span, path).map(CheckKind::Exec),
             Some("noop") => Some(CheckKind::Noop),
+            Some("http") => self.http(table, span, path).map(CheckKind::Http),
+            Some("tcp") => self.tcp(table, span, path).map(CheckKind::Tcp),
+            Some("dns") => self.dns(table, span, path).map(CheckKind::Dns),
+            Some("icmp") => self.icmp(table, span, path).map(CheckKind::Icmp),
+            Some("tls") => self.tls(table, span, path).map(CheckKind::Tls),
+            Some("host") => self.host(table, path).map(CheckKind::Host),
             _ => None,
         };
         if self.errors.len() != errors_before {
@@ -306,27 +405,7 @@ impl Cx<'_> {
                 self.positive_duration(every_value, &format!("{path}.every"))
                     .map(Schedule::Every)
             }
-            (None, Some((_, cron_value))) => {
-                let expr = self.string(cron_value, &format!("{path}.cron"))?;
-                let timezone = match timezone {
-                    Some((_, tz_value)) => {
-                        let tz = self.string(tz_value, &format!("{path}.timezone"))?;
-                        if let Err(message) = CronSchedule::zone(Some(&tz)) {
-                            self.error(tz_value.span(), &format!("{path}.timezone"), message);
-                            return None;
-                        }
-                        Some(tz)
-                    }
-                    None => None,
-                };
-                match CronSchedule::parse(&expr, None) {
-                    Ok(_) => Some(Schedule::Cron { expr, timezone }),
-                    Err(message) => {
-                        self.error(cron_value.span(), &format!("{path}.cron"), message);
-                        None
-                    }
-                }
-            }
+            (None, Some(_)) => self.cron_schedule(table, path),
         }
     }
 
@@ -392,26 +471,597 @@ impl Cx<'_> {
                 .map(|cwd| Some(PathBuf::from(cwd))),
             None => Some(None),
         };
-        let clean_env = match get(table, "clean_env") {
-            Some((_, value)) => match value.get_ref() {
-                DeValue::Boolean(flag) => Some(*flag),
-                other => {
-                    self.error(
-                        value.span(),
-                        &format!("{path}.clean_env"),
-                        format!("expected true or false, found {}", other.type_str()),
-                    );
-                    None
-                }
-            },
-            None => Some(false),
-        };
+        let clean_env = self.optional_bool(table, "clean_env", path, false);
         Some(ExecCheck {
             command: command?,
             env: env?,
             cwd: cwd?,
             clean_env: clean_env?,
         })
+    }
+
+    fn heartbeat(
+        &mut self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        path: &str,
+    ) -> Option<(Schedule, HeartbeatCheck)> {
+        let period = get(table, "period");
+        let cron = get(table, "cron");
+        let schedule = match (period, cron) {
+            (Some(_), Some((_, cron_value))) => {
+                self.error(
+                    cron_value.span(),
+                    &format!("{path}.cron"),
+                    "`period` and `cron` are exclusive: give one".to_string(),
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    span,
+                    path,
+                    "a heartbeat needs `period = \"1d\"` or `cron = \"0 3 * * *\"`: when pings are expected"
+                        .to_string(),
+                );
+                None
+            }
+            (Some((_, value)), None) => {
+                if let Some((_, tz_value)) = get(table, "timezone") {
+                    self.error(
+                        tz_value.span(),
+                        &format!("{path}.timezone"),
+                        "`timezone` only applies to `cron` schedules".to_string(),
+                    );
+                }
+                self.positive_duration(value, &format!("{path}.period"))
+                    .map(Schedule::Every)
+            }
+            (None, Some(_)) => self.cron_schedule(table, path),
+        };
+        let grace = match get(table, "grace") {
+            Some((_, value)) => self.positive_duration(value, &format!("{path}.grace")),
+            None => Some(DEFAULT_GRACE),
+        };
+        Some((schedule?, HeartbeatCheck { grace: grace? }))
+    }
+
+    fn http(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<HttpCheck> {
+        let url = match get(table, "url") {
+            Some((_, value)) => self.string(value, &format!("{path}.url")).and_then(|url| {
+                let lower = url.to_ascii_lowercase();
+                let rest = lower
+                    .strip_prefix("http://")
+                    .or_else(|| lower.strip_prefix("https://"));
+                match rest {
+                    Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Some(url),
+                    _ => {
+                        self.error(
+                            value.span(),
+                            &format!("{path}.url"),
+                            format!("`{url}` is not an http:// or https:// URL with a host"),
+                        );
+                        None
+                    }
+                }
+            }),
+            None => {
+                self.error(
+                    span.clone(),
+                    path,
+                    "an http check needs `url = \"https://...\"`".to_string(),
+                );
+                None
+            }
+        };
+        let method = match get(table, "method") {
+            Some((_, value)) => self.string(value, &format!("{path}.method")).and_then(|m| {
+                let upper = m.to_ascii_uppercase();
+                if !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase()) {
+                    Some(upper)
+                } else {
+                    self.error(
+                        value.span(),
+                        &format!("{path}.method"),
+                        format!("`{m}` is not an HTTP method, e.g. GET, POST, HEAD"),
+                    );
+                    None
+                }
+            }),
+            None => Some("GET".to_string()),
+        };
+        let headers = match get(table, "headers") {
+            Some((_, value)) => self.string_map(value, &format!("{path}.headers")),
+            None => Some(BTreeMap::new()),
+        };
+        let body = self.optional_string(table, "body", path);
+        let basic = match get(table, "basic_auth") {
+            Some((_, value)) => {
+                let key = format!("{path}.basic_auth");
+                self.string_map(value, &key).and_then(|map| {
+                    match (map.get("username"), map.get("password"), map.len()) {
+                        (Some(username), Some(password), 2) => Some(Some(HttpAuth::Basic {
+                            username: username.clone(),
+                            password: password.clone(),
+                        })),
+                        _ => {
+                            self.error(
+                                value.span(),
+                                &key,
+                                "expected `{ username = \"...\", password = \"...\" }`".to_string(),
+                            );
+                            None
+                        }
+                    }
+                })
+            }
+            None => Some(None),
+        };
+        let bearer = self
+            .optional_string(table, "bearer_token", path)
+            .map(|token| token.map(|token| HttpAuth::Bearer { token }));
+        let auth = match (basic, bearer) {
+            (Some(Some(_)), Some(Some(_))) => {
+                let span = get(table, "bearer_token")
+                    .map(|(_, v)| v.span())
+                    .unwrap_or(span.clone());
+                self.error(
+                    span,
+                    &format!("{path}.bearer_token"),
+                    "`basic_auth` and `bearer_token` are exclusive: give one".to_string(),
+                );
+                None
+            }
+            (Some(basic), Some(bearer)) => Some(basic.or(bearer)),
+            _ => None,
+        };
+        let follow_redirects = self.optional_bool(table, "follow_redirects", path, true);
+        let verify_tls = self.optional_bool(table, "verify_tls", path, true);
+        let cert = self.optional_string(table, "client_cert", path);
+        let key = self.optional_string(table, "client_key", path);
+        let client_cert = match (cert, key) {
+            (Some(Some(cert)), Some(Some(key))) => Some(Some(ClientCert {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            })),
+            (Some(None), Some(None)) => Some(None),
+            (Some(_), Some(_)) => {
+                self.error(
+                    span.clone(),
+                    path,
+                    "`client_cert` and `client_key` go together: give both PEM files".to_string(),
+                );
+                None
+            }
+            _ => None,
+        };
+        let http_version = match get(table, "http_version") {
+            Some((_, value)) => self
+                .string(value, &format!("{path}.http_version"))
+                .and_then(|v| match v.as_str() {
+                    "auto" => Some(HttpVersion::Auto),
+                    "1.1" | "http1" | "http/1.1" => Some(HttpVersion::Http1),
+                    "2" | "http2" | "h2" => Some(HttpVersion::Http2),
+                    other => {
+                        self.error(
+                            value.span(),
+                            &format!("{path}.http_version"),
+                            format!(
+                                "unknown HTTP version `{other}`, expected one of: auto, 1.1, 2"
+                            ),
+                        );
+                        None
+                    }
+                }),
+            None => Some(HttpVersion::Auto),
+        };
+        let conditions = self.conditions(table, path, &["[STATUS] < 400"]);
+        Some(HttpCheck {
+            url: url?,
+            method: method?,
+            headers: headers?,
+            body: body?,
+            auth: auth?,
+            follow_redirects: follow_redirects?,
+            verify_tls: verify_tls?,
+            client_cert: client_cert?,
+            http_version: http_version?,
+            conditions: conditions?,
+        })
+    }
+
+    fn tcp(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<TcpCheck> {
+        let host = self.required_host(table, span.clone(), path, "tcp");
+        let port = match get(table, "port") {
+            Some((_, value)) => self.port(value, &format!("{path}.port")),
+            None => {
+                self.error(span, path, "a tcp check needs `port = 1234`".to_string());
+                None
+            }
+        };
+        let send = self.optional_string(table, "send", path);
+        let expect = self.optional_string(table, "expect", path);
+        let conditions = self.conditions(table, path, &["[CONNECTED] == true"]);
+        Some(TcpCheck {
+            host: host?,
+            port: port?,
+            send: send?,
+            expect: expect?,
+            conditions: conditions?,
+        })
+    }
+
+    fn dns(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<DnsCheck> {
+        let query = match get(table, "query") {
+            Some((_, value)) => self.string(value, &format!("{path}.query")).and_then(|q| {
+                if q.is_empty() || q.len() > 253 || q.contains(char::is_whitespace) {
+                    self.error(
+                        value.span(),
+                        &format!("{path}.query"),
+                        format!("`{q}` is not a domain name"),
+                    );
+                    None
+                } else {
+                    Some(q)
+                }
+            }),
+            None => {
+                self.error(
+                    span,
+                    path,
+                    "a dns check needs `query = \"example.org\"`".to_string(),
+                );
+                None
+            }
+        };
+        let record = match get(table, "record") {
+            Some((_, value)) => self.string(value, &format!("{path}.record")).and_then(|r| {
+                let upper = r.to_ascii_uppercase();
+                if DNS_RECORDS.contains(&upper.as_str()) {
+                    Some(upper)
+                } else {
+                    self.error(
+                        value.span(),
+                        &format!("{path}.record"),
+                        format!(
+                            "unknown record type `{r}`, expected one of: {}",
+                            DNS_RECORDS.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }),
+            None => Some("A".to_string()),
+        };
+        let server = match get(table, "server") {
+            Some((_, value)) => self.string(value, &format!("{path}.server")).and_then(|server| {
+                let ok = server.parse::<std::net::IpAddr>().is_ok()
+                    || server.parse::<SocketAddr>().is_ok();
+                if ok {
+                    Some(Some(server))
+                } else {
+                    self.error(
+                        value.span(),
+                        &format!("{path}.server"),
+                        format!("`{server}` is not IP or IP:PORT, e.g. `1.1.1.1` or `127.0.0.1:5353`"),
+                    );
+                    None
+                }
+            }),
+            None => Some(None),
+        };
+        let expect = match get(table, "expect") {
+            Some((_, value)) => self.string_list(value, &format!("{path}.expect")),
+            None => Some(Vec::new()),
+        };
+        let conditions = self.conditions(table, path, &["[DNS_RCODE] == NOERROR"]);
+        Some(DnsCheck {
+            query: query?,
+            record: record?,
+            server: server?,
+            expect: expect?,
+            conditions: conditions?,
+        })
+    }
+
+    fn icmp(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<IcmpCheck> {
+        let host = self.required_host(table, span, path, "icmp");
+        let count = match get(table, "count") {
+            Some((_, value)) => self.integer_in(value, &format!("{path}.count"), 1, 100),
+            None => Some(3),
+        };
+        let interval = match get(table, "interval") {
+            Some((_, value)) => self.positive_duration(value, &format!("{path}.interval")),
+            None => Some(Duration::from_millis(200)),
+        };
+        let warn_loss = self.optional_percent(table, "warn_loss", path, 20.0);
+        let crit_loss = self.optional_percent(table, "crit_loss", path, 100.0);
+        let conditions = self.conditions(table, path, &[]);
+        Some(IcmpCheck {
+            host: host?,
+            count: u32::try_from(count?).ok()?,
+            interval: interval?,
+            warn_loss: warn_loss?,
+            crit_loss: crit_loss?,
+            conditions: conditions?,
+        })
+    }
+
+    fn tls(&mut self, table: &DeTable<'_>, span: Range<usize>, path: &str) -> Option<TlsCheck> {
+        let host = self.required_host(table, span, path, "tls");
+        let port = match get(table, "port") {
+            Some((_, value)) => self.port(value, &format!("{path}.port")),
+            None => Some(443),
+        };
+        let server_name = self.optional_string(table, "server_name", path);
+        let warn_days = self.optional_number(table, "warn_days", path, 14.0);
+        let crit_days = self.optional_number(table, "crit_days", path, 7.0);
+        let conditions = self.conditions(table, path, &[]);
+        Some(TlsCheck {
+            host: host?,
+            port: port?,
+            server_name: server_name?,
+            warn_days: warn_days?,
+            crit_days: crit_days?,
+            conditions: conditions?,
+        })
+    }
+
+    fn host(&mut self, table: &DeTable<'_>, path: &str) -> Option<HostCheck> {
+        let defaults = HostCheck::default();
+        Some(HostCheck {
+            disk_warn: self.optional_percent(table, "disk_warn", path, defaults.disk_warn)?,
+            disk_crit: self.optional_percent(table, "disk_crit", path, defaults.disk_crit)?,
+            memory_warn: self.optional_percent(table, "memory_warn", path, defaults.memory_warn)?,
+            memory_crit: self.optional_percent(table, "memory_crit", path, defaults.memory_crit)?,
+        })
+    }
+
+    /// `cron` + optional `timezone`, validated.
+    fn cron_schedule(&mut self, table: &DeTable<'_>, path: &str) -> Option<Schedule> {
+        let (_, cron_value) = get(table, "cron")?;
+        let expr = self.string(cron_value, &format!("{path}.cron"))?;
+        let timezone = match get(table, "timezone") {
+            Some((_, tz_value)) => {
+                let tz = self.string(tz_value, &format!("{path}.timezone"))?;
+                if let Err(message) = CronSchedule::zone(Some(&tz)) {
+                    self.error(tz_value.span(), &format!("{path}.timezone"), message);
+                    return None;
+                }
+                Some(tz)
+            }
+            None => None,
+        };
+        match CronSchedule::parse(&expr, None) {
+            Ok(_) => Some(Schedule::Cron { expr, timezone }),
+            Err(message) => {
+                self.error(cron_value.span(), &format!("{path}.cron"), message);
+                None
+            }
+        }
+    }
+
+    /// `conditions = [...]`, each parsed (errors point into the string), or the defaults.
+    fn conditions(
+        &mut self,
+        table: &DeTable<'_>,
+        path: &str,
+        defaults: &[&str],
+    ) -> Option<Vec<String>> {
+        let Some((_, value)) = get(table, "conditions") else {
+            return Some(defaults.iter().map(ToString::to_string).collect());
+        };
+        let key = format!("{path}.conditions");
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(
+                value.span(),
+                &key,
+                format!(
+                    "expected an array of strings, e.g. `[\"[STATUS] == 200\"]`, found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            let Some(text) = self.string(item, &item_key) else {
+                ok = false;
+                continue;
+            };
+            match Condition::parse(&text) {
+                Ok(_) => out.push(text),
+                Err(error) => {
+                    // Point at the offending character inside the quoted string when known
+                    // (+1 for the opening quote; exact for strings without escapes).
+                    let mut at = item.span();
+                    if error.column > 0 {
+                        let offset = text
+                            .char_indices()
+                            .nth(error.column - 1)
+                            .map(|(i, _)| i)
+                            .unwrap_or(text.len());
+                        at.start = (at.start + 1 + offset).min(at.end);
+                    }
+                    self.error(at, &item_key, error.message.clone());
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn required_host(
+        &mut self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        path: &str,
+        kind: &str,
+    ) -> Option<String> {
+        match get(table, "host") {
+            Some((_, value)) => self
+                .string(value, &format!("{path}.host"))
+                .and_then(|host| {
+                    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+                        self.error(
+                            value.span(),
+                            &format!("{path}.host"),
+                            format!("`{host}` is not a host name or IP address"),
+                        );
+                        None
+                    } else {
+                        Some(host)
+                    }
+                }),
+            None => {
+                self.error(
+                    span,
+                    path,
+                    format!("a `{kind}` check needs `host = \"...\"`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, value: &Value<'_>, path: &str) -> Option<u16> {
+        self.integer_in(value, path, 1, 65535)
+            .and_then(|port| u16::try_from(port).ok())
+    }
+
+    fn integer_in(&mut self, value: &Value<'_>, path: &str, min: i64, max: i64) -> Option<i64> {
+        match value.get_ref() {
+            DeValue::Integer(int) => match i64::from_str_radix(int.as_str(), int.radix()) {
+                Ok(n) if (min..=max).contains(&n) => Some(n),
+                _ => {
+                    self.error(
+                        value.span(),
+                        path,
+                        format!("must be a whole number from {min} to {max}"),
+                    );
+                    None
+                }
+            },
+            other => {
+                self.error(
+                    value.span(),
+                    path,
+                    format!("expected a whole number, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn optional_number(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        path: &str,
+        default: f64,
+    ) -> Option<f64> {
+        let Some((_, value)) = get(table, key) else {
+            return Some(default);
+        };
+        let number = match value.get_ref() {
+            DeValue::Integer(int) => i64::from_str_radix(int.as_str(), int.radix())
+                .ok()
+                .map(|n| n as f64),
+            DeValue::Float(float) => float.as_str().parse::<f64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(n) if n.is_finite() => Some(n),
+            _ => {
+                self.error(
+                    value.span(),
+                    &format!("{path}.{key}"),
+                    format!("expected a number, found {}", value.get_ref().type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn optional_percent(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        path: &str,
+        default: f64,
+    ) -> Option<f64> {
+        let number = self.optional_number(table, key, path, default)?;
+        if (0.0..=100.0).contains(&number) {
+            Some(number)
+        } else {
+            let span = get(table, key).map(|(_, v)| v.span()).unwrap_or(0..0);
+            self.error(
+                span,
+                &format!("{path}.{key}"),
+                "must be a percentage from 0 to 100".to_string(),
+            );
+            None
+        }
+    }
+
+    fn optional_string(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        path: &str,
+    ) -> Option<Option<String>> {
+        match get(table, key) {
+            Some((_, value)) => self.string(value, &format!("{path}.{key}")).map(Some),
+            None => Some(None),
+        }
+    }
+
+    fn optional_bool(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        path: &str,
+        default: bool,
+    ) -> Option<bool> {
+        match get(table, key) {
+            Some((_, value)) => match value.get_ref() {
+                DeValue::Boolean(flag) => Some(*flag),
+                other => {
+                    self.error(
+                        value.span(),
+                        &format!("{path}.{key}"),
+                        format!("expected true or false, found {}", other.type_str()),
+                    );
+                    None
+                }
+            },
+            None => Some(default),
+        }
+    }
+
+    fn string_list(&mut self, value: &Value<'_>, path: &str) -> Option<Vec<String>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(
+                value.span(),
+                path,
+                format!(
+                    "expected an array of strings, found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            match self.string(item, &format!("{path}[{index}]")) {
+                Some(text) => out.push(text),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// A string value, `${ENV}`-interpolated.

@@ -1,7 +1,20 @@
 //! In-process probes (http, tcp, dns, icmp, tls): each is time-bounded and cancellation-safe,
 //! observes [`Facts`] for the check's conditions, and records timings as samples.
 
+pub mod dns;
+pub mod http;
+pub mod icmp;
+pub mod tcp;
+#[cfg(test)]
+mod tests_http;
+#[cfg(test)]
+mod tests_net;
+pub mod tls;
+mod tlsconf;
+
 use warden_core::conditions::Facts;
+
+pub mod judge;
 
 /// Why a probe failed, as a stable machine-readable word (API field, `/metrics` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

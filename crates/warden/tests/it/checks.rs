@@ -357,6 +357,38 @@ fn up_with_no_config_watches_this_host() {
         series,
         ["host.load.load1", "host.load.load5", "host.load.load15"]
     );
+
+    // The builtin host check: series in base units, cross-checked against /proc.
+    let checks = wait_for_statuses(&api, &["host"]);
+    assert_ne!(checks["host"]["status"], "unknown", "{}", checks["host"]);
+    let run_id = checks["host"]["last_run_id"].as_i64().unwrap_or(0);
+    let samples: std::collections::BTreeMap<String, f64> =
+        run_samples(&api, run_id).0.into_iter().collect();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_total_kb: f64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    assert_eq!(
+        samples.get("host.mem.total"),
+        Some(&(mem_total_kb * 1024.0))
+    );
+    for series in [
+        "host.cpu.total",
+        "host.mem.used_percent",
+        "host.load.1",
+        "host.uptime",
+        "host.procs",
+        "host.disk.root.used_percent",
+    ] {
+        assert!(
+            samples.contains_key(series),
+            "{series} missing: {samples:?}"
+        );
+    }
+    let summary = checks["host"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("mem"), "{summary}");
 }
 
 fn cli(hub: &Hub, args: &[&str]) -> (Option<i32>, String, String) {

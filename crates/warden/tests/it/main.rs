@@ -3,3 +3,4 @@
 mod checks;
 mod foundation;
 mod harness;
+mod heartbeats;
