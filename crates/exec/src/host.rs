@@ -185,21 +185,32 @@ impl HostSampler {
             }
         };
         let current = CpuCounters::from_stats(&stats);
-        if let Some(previous) = &self.previous_cpu {
-            if let Some(usage) = cpu_usage(previous.total, current.total) {
-                sample.push("cpu.total", usage.busy_percent);
-                sample.push("cpu.iowait", usage.iowait_percent);
-            }
-            if previous.cores.len() == current.cores.len() {
-                let cores = previous.cores.iter().zip(&current.cores);
-                for (index, (before, now)) in cores.enumerate() {
-                    if let Some(usage) = cpu_usage(*before, *now) {
-                        sample.push(format!("cpu.core{index}"), usage.busy_percent);
-                    }
+        // With no tick since the previous reading (a sampler created just now), report the
+        // average since boot and keep the older baseline, so the next sample spans longer.
+        let zero = CpuCounters {
+            total: CpuTicks::default(),
+            cores: vec![CpuTicks::default(); current.cores.len()],
+        };
+        let fresh = self
+            .previous_cpu
+            .as_ref()
+            .filter(|previous| cpu_usage(previous.total, current.total).is_some());
+        let baseline = fresh.unwrap_or(&zero);
+        if let Some(usage) = cpu_usage(baseline.total, current.total) {
+            sample.push("cpu.total", usage.busy_percent);
+            sample.push("cpu.iowait", usage.iowait_percent);
+        }
+        if baseline.cores.len() == current.cores.len() {
+            let cores = baseline.cores.iter().zip(&current.cores);
+            for (index, (before, now)) in cores.enumerate() {
+                if let Some(usage) = cpu_usage(*before, *now) {
+                    sample.push(format!("cpu.core{index}"), usage.busy_percent);
                 }
             }
         }
-        self.previous_cpu = Some(current);
+        if fresh.is_some() || self.previous_cpu.is_none() {
+            self.previous_cpu = Some(current);
+        }
         stats.procs_running
     }
 

@@ -34,7 +34,7 @@ pub const PING_BODY_LIMIT: usize = 100_000;
 #[derive(Debug, Clone)]
 pub enum Rhythm {
     Every(i64),
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
 }
 
 impl Rhythm {
@@ -191,7 +191,7 @@ impl Heartbeats {
                 }
                 Schedule::Cron { expr, timezone } => {
                     match CronSchedule::parse(expr, timezone.as_deref()) {
-                        Ok(cron) => Rhythm::Cron(cron),
+                        Ok(cron) => Rhythm::Cron(Box::new(cron)),
                         Err(error) => {
                             tracing::error!(check = %config.name, %error, "bad heartbeat cron");
                             continue;
@@ -303,13 +303,15 @@ impl Heartbeats {
             .write(move |conn| {
                 let run = heartbeats::overdue(
                     conn,
-                    check_id,
-                    &write_name,
-                    last_ping,
-                    state,
-                    status.as_str(),
-                    &summary,
-                    now,
+                    &heartbeats::Overdue {
+                        check_id,
+                        check_name: &write_name,
+                        expect_last_ping: last_ping,
+                        state,
+                        status: status.as_str(),
+                        summary: &summary,
+                        now,
+                    },
                 )?;
                 let row = heartbeats::get(conn, check_id)?;
                 Ok((run, row))

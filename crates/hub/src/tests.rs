@@ -572,7 +572,7 @@ fn heartbeat_cron_deadline() {
     use warden_core::cron::CronSchedule;
 
     let cron = CronSchedule::parse("0 3 * * *", Some("Europe/Paris")).expect("valid cron");
-    let mut entry = entry_for_tests(Rhythm::Cron(cron), 60_000);
+    let mut entry = entry_for_tests(Rhythm::Cron(Box::new(cron)), 60_000);
     // Pinged 2026-03-28 03:00:05 Paris (02:00:05 UTC); the next 03:00 is after the spring
     // forward, 2026-03-29 03:00 CEST = 01:00 UTC.
     let ping = jiff::Timestamp::from_second(1_774_663_205)

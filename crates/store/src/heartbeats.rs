@@ -303,19 +303,33 @@ pub fn record_ping(conn: &Connection, ping: &Ping) -> Result<PingRecorded, Store
     })
 }
 
+/// A heartbeat found overdue by the monitor.
+#[derive(Debug, Clone)]
+pub struct Overdue<'a> {
+    pub check_id: i64,
+    pub check_name: &'a str,
+    /// The last ping the monitor knew of; a different one in the store means a ping won.
+    pub expect_last_ping: Option<i64>,
+    /// `late` or `down`.
+    pub state: &'a str,
+    pub status: &'a str,
+    pub summary: &'a str,
+    pub now: i64,
+}
+
 /// Moves a heartbeat to `late` or `down` when nothing arrived since `expect_last_ping`
 /// (compare-and-set, so a ping that raced the timer wins) and records it as a finished run.
 /// Returns the run id, or `None` when a ping arrived meanwhile.
-pub fn overdue(
-    conn: &Connection,
-    check_id: i64,
-    check_name: &str,
-    expect_last_ping: Option<i64>,
-    state: &str,
-    status: &str,
-    summary: &str,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
+pub fn overdue(conn: &Connection, overdue: &Overdue<'_>) -> Result<Option<i64>, StoreError> {
+    let Overdue {
+        check_id,
+        check_name,
+        expect_last_ping,
+        state,
+        status,
+        summary,
+        now,
+    } = *overdue;
     let changed = conn
         .prepare_cached(
             "UPDATE heartbeats SET state = ?2 WHERE check_id = ?1 AND last_ping_at IS ?3 AND state != ?2",

@@ -418,7 +418,13 @@ fn refuses_a_database_from_a_newer_schema() {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(error.contains("schema 99, this build knows 1"), "{error}");
+    assert!(
+        error.contains(&format!(
+            "schema 99, this build knows {}",
+            crate::SCHEMA_VERSION
+        )),
+        "{error}"
+    );
     let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))

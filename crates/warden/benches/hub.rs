@@ -8,7 +8,16 @@
 //! C. `warden run NAME --wait` for a check that takes ~0 s: latency p50/p99 per invocation,
 //!    beside `warden --version` (the CLI's own start-up) in the same run.
 //!
-//! Sizes (env): WARDEN_BENCH_CHECKS (10000), WARDEN_BENCH_STEADY_S (60), WARDEN_BENCH_EXEC_S (30);
+//! D. HTTP probes: `http` checks every 1 s against another warden process's health endpoint
+//!    (a real Rust server on this machine), a new connection per probe: probes/s sustained and
+//!    the probing hub's CPU per 1,000 probes.
+//! E. Scale: 10,000 `http` checks every 30 s for WARDEN_BENCH_SCALE_S (300): share of the
+//!    scheduled runs that ran, scheduling lateness p99, hub RSS and CPU.
+//! F. Heartbeat ingest: `wrk` against `/ping/<key>` (SQLite, every ping stored), beside `wrk`
+//!    against the same hub's `/api/v1/health` in the same run.
+//!
+//! Sizes (env): WARDEN_BENCH_CHECKS (10000), WARDEN_BENCH_STEADY_S (60), WARDEN_BENCH_EXEC_S (30),
+//! WARDEN_BENCH_HTTP_CHECKS (6000), WARDEN_BENCH_SCALE_S (300);
 //! WARDEN_BENCH_ONLY=AB runs only the named scenarios.
 
 use std::io::{BufRead, BufReader};
@@ -185,6 +194,208 @@ fn main() {
     }
     if only.is_empty() || only.contains('C') {
         run_wait_latency();
+    }
+    if only.is_empty() || only.contains('D') {
+        http_probe_throughput();
+    }
+    if only.is_empty() || only.contains('E') {
+        http_scale();
+    }
+    if only.is_empty() || only.contains('F') {
+        heartbeat_ingest();
+    }
+}
+
+/// VmRSS and VmHWM (peak) of a process, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A target server: another warden hub with no checks, answering `/api/v1/health`.
+fn target_server() -> (tempfile::TempDir, Hub) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hub = start_hub(dir.path(), "", &[]);
+    (dir, hub)
+}
+
+fn http_checks(count: u64, every: &str, url: &str) -> String {
+    let mut config = String::new();
+    for i in 0..count {
+        config.push_str(&format!(
+            "[[check]]\nname = \"http-{i}\"\nkind = \"http\"\nurl = \"{url}\"\nevery = \"{every}\"\nconditions = [\"[STATUS] == 200\", \"[BODY].status == ok\"]\n\n"
+        ));
+    }
+    config
+}
+
+fn http_probe_throughput() {
+    let checks = env_u64("WARDEN_BENCH_HTTP_CHECKS", 6_000);
+    let seconds = env_u64("WARDEN_BENCH_EXEC_S", 30);
+    let (_target_dir, target) = target_server();
+    let url = format!("{}/api/v1/health", target.url);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hub = start_hub(dir.path(), &http_checks(checks, "1s", &url), &[]);
+    std::thread::sleep(Duration::from_secs(10));
+    let t0 = now_ms();
+    let ticks0 = cpu_ticks(hub.child.id());
+    let target0 = cpu_ticks(target.child.id());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let ticks1 = cpu_ticks(hub.child.id());
+    let target1 = cpu_ticks(target.child.id());
+    let t1 = now_ms();
+    let runs = runs_since(&hub, "completed", t0, "finished_at");
+    let done: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["finished_at"].as_i64().unwrap_or(0) < t1)
+        .collect();
+    let ok = done.iter().filter(|r| r["status"] == "ok").count();
+    let window = (t1 - t0) as f64 / 1000.0;
+    let rate = done.len() as f64 / window;
+    let hub_cpu = (ticks1 - ticks0) as f64 / clock_ticks_per_second();
+    let target_cpu = (target1 - target0) as f64 / clock_ticks_per_second();
+    println!();
+    println!(
+        "## D. HTTP probes: {checks} http checks every 1s against a local warden's /api/v1/health, new connection each, {seconds}s"
+    );
+    println!("probes completed: {rate:.0}/s ({ok} of {} ok)", done.len());
+    println!(
+        "probing hub CPU: {:.0}% of one core = {:.0} ms CPU per 1,000 probes (scheduler, queue, probe, recorder, store); target server: {:.0}% of one core",
+        100.0 * hub_cpu / window,
+        1000.0 * hub_cpu / done.len().max(1) as f64 * 1000.0 / 1000.0,
+        100.0 * target_cpu / window
+    );
+}
+
+fn http_scale() {
+    let checks = env_u64("WARDEN_BENCH_CHECKS", 10_000);
+    let seconds = env_u64("WARDEN_BENCH_SCALE_S", 300);
+    let (_target_dir, target) = target_server();
+    let url = format!("{}/api/v1/health", target.url);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hub = start_hub(dir.path(), &http_checks(checks, "30s", &url), &[]);
+    // Past the start-up burst (every check's current slot at once).
+    std::thread::sleep(Duration::from_secs(35));
+    let t0 = now_ms();
+    let ticks0 = cpu_ticks(hub.child.id());
+    let mut peak_rss: f64 = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(5));
+        peak_rss = peak_rss.max(rss_mib(hub.child.id()).0);
+    }
+    let ticks1 = cpu_ticks(hub.child.id());
+    let t1 = now_ms();
+    let (rss, hwm) = rss_mib(hub.child.id());
+    let runs = runs_since(&hub, "completed", t0, "run_at");
+    let mut lateness: Vec<f64> = runs
+        .iter()
+        .filter(|r| r["run_at"].as_i64().unwrap_or(0) < t1 - 10_000)
+        .map(|r| {
+            (r["enqueued_at"].as_i64().unwrap_or(0) - r["run_at"].as_i64().unwrap_or(0)) as f64
+        })
+        .collect();
+    lateness.sort_by(|a, b| a.total_cmp(b));
+    let ok = runs.iter().filter(|r| r["status"] == "ok").count();
+    let expected = checks as f64 * ((t1 - 10_000 - t0) as f64 / 30_000.0);
+    let cpu =
+        (ticks1 - ticks0) as f64 / clock_ticks_per_second() / ((t1 - t0) as f64 / 1000.0) * 100.0;
+    println!();
+    println!("## E. {checks} http checks every 30s, {seconds}s");
+    println!(
+        "scheduled runs that ran: {} of ~{expected:.0} ({:.1}%), {ok} ok",
+        lateness.len(),
+        100.0 * lateness.len() as f64 / expected
+    );
+    println!(
+        "scheduling lateness (enqueued - slot, ms): p50 {:.0}  p99 {:.0}  max {:.0}",
+        percentile(&lateness, 0.5),
+        percentile(&lateness, 0.99),
+        lateness.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "hub RSS: {rss:.1} MiB at the end, {peak_rss:.1} MiB highest sampled, {hwm:.1} MiB peak (VmHWM, includes start-up); CPU {cpu:.1}% of one core"
+    );
+}
+
+/// Runs `wrk` and returns (requests/s, p99 ms).
+fn wrk(url: &str, seconds: u64) -> Option<(f64, f64)> {
+    let output = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(str::trim)
+        .and_then(|v| {
+            let (number, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+            let number: f64 = number.parse().ok()?;
+            Some(match unit {
+                "us" => number / 1000.0,
+                "ms" => number,
+                "s" => number * 1000.0,
+                _ => return None,
+            })
+        })?;
+    Some((rate, p99))
+}
+
+fn heartbeat_ingest() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("\n## F. heartbeat ingest: SKIPPED (wrk is not installed: apt-get install wrk)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut config = String::new();
+    for i in 0..100 {
+        config.push_str(&format!(
+            "[[check]]\nname = \"job-{i}\"\nkind = \"heartbeat\"\nperiod = \"1h\"\n\n"
+        ));
+    }
+    let hub = start_hub(dir.path(), &config, &[]);
+    let check = get(&hub, "/api/v1/checks/job-7");
+    let ping = check["heartbeat"]["ping_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let seconds = 10;
+    let health = wrk(&format!("{}/api/v1/health", hub.url), seconds);
+    let ticks0 = cpu_ticks(hub.child.id());
+    let pings = wrk(&ping, seconds);
+    let ticks1 = cpu_ticks(hub.child.id());
+    let stored = get(&hub, "/api/v1/checks/job-7")["heartbeat"]["pings"]
+        .as_i64()
+        .unwrap_or(0);
+    println!();
+    println!("## F. heartbeat ingest with wrk (2 threads, 64 connections, {seconds}s each)");
+    if let Some((rate, p99)) = health {
+        println!("GET /api/v1/health: {rate:.0} req/s, p99 {p99:.2} ms");
+    }
+    if let Some((rate, p99)) = pings {
+        println!(
+            "GET /ping/<key>: {rate:.0} pings/s, p99 {p99:.2} ms; {stored} pings stored; hub CPU {:.0}% of one core",
+            (ticks1 - ticks0) as f64 / clock_ticks_per_second() / seconds as f64 * 100.0
+        );
     }
 }
 

@@ -997,3 +997,21 @@ async fn tls_against_a_silent_server_times_out_in_the_handshake() {
     assert!(observation.facts.connected);
     drop(listener);
 }
+
+#[test]
+fn probe_futures_are_send() {
+    // The caller spawns probes on a multi-threaded runtime.
+    fn assert_send<T: Send>(_: &T) {}
+    let cancel = CancellationToken::new();
+    let http = http_check("http://localhost/");
+    assert_send(&super::http::probe_http(&http, GENEROUS, &cancel));
+    let tls = TlsCheck {
+        host: "localhost".to_owned(),
+        port: 443,
+        server_name: None,
+        warn_days: 14.0,
+        crit_days: 7.0,
+        conditions: Vec::new(),
+    };
+    assert_send(&probe_tls(&tls, GENEROUS, &cancel));
+}

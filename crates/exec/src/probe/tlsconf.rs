@@ -393,7 +393,7 @@ pub(crate) async fn handshake(
                 .with_custom_certificate_verifier(verifier.clone()),
             Err(error) => return fail(format!("cannot set up TLS: {error}")),
         };
-    let config = match setup.client_identity {
+    let mut config = match setup.client_identity {
         None => builder.with_no_client_auth(),
         Some(identity) => {
             match builder.with_client_auth_cert(identity.chain.clone(), identity.key.clone_key()) {
@@ -402,7 +402,6 @@ pub(crate) async fn handshake(
             }
         }
     };
-    let mut config = config;
     config.alpn_protocols = setup
         .alpn
         .iter()
