@@ -34,6 +34,8 @@ pub struct HubConfig {
     /// The hub's address as users reach it (for ping URLs and links); `http://<listen>` when
     /// absent.
     pub public_url: Option<String>,
+    /// Serve `/metrics` without a token (default: a viewer token is needed).
+    pub metrics_public: bool,
 }
 
 impl Default for HubConfig {
@@ -42,6 +44,7 @@ impl Default for HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data: PathBuf::from(DEFAULT_DATA),
             public_url: None,
+            metrics_public: false,
         }
     }
 }

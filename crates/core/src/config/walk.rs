@@ -57,7 +57,7 @@ struct Cx<'a> {
 type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["hub", "check"];
-const HUB_KEYS: &[&str] = &["listen", "data", "public_url"];
+const HUB_KEYS: &[&str] = &["listen", "data", "public_url", "metrics_public"];
 const CHECK_COMMON_KEYS: &[&str] = &[
     "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels",
 ];
@@ -229,6 +229,9 @@ impl Cx<'_> {
                     format!("`{text}` is not an http:// or https:// URL"),
                 );
             }
+        }
+        if let Some(flag) = self.optional_bool(table, "metrics_public", "hub", false) {
+            hub.metrics_public = flag;
         }
         hub
     }
