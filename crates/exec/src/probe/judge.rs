@@ -72,9 +72,14 @@ pub fn judge(observation: Observation, conditions: &[String]) -> ProbeOutcome {
         }
     }
     let about_connection = parsed.iter().any(|c| c.uses(Placeholder::Connected));
+    let failed = evaluate_all(&parsed, &facts);
     if let Some(error) = &error
-        && !about_connection
+        && !(about_connection && failed.is_empty())
     {
+        // The transport failure is the story; the conditions it broke are a note.
+        if !failed.is_empty() {
+            notes.push(format!("failed conditions: {}", failed.join("; ")));
+        }
         return ProbeOutcome {
             status: Status::Crit,
             summary: format!("{}: {}", error.reason.as_str(), error.message),
@@ -83,11 +88,7 @@ pub fn judge(observation: Observation, conditions: &[String]) -> ProbeOutcome {
             notes,
         };
     }
-    let failed = evaluate_all(&parsed, &facts);
     if !failed.is_empty() {
-        if let Some(error) = &error {
-            notes.push(format!("{}: {}", error.reason.as_str(), error.message));
-        }
         return ProbeOutcome {
             status: Status::Crit,
             summary: failed.join("; "),
@@ -111,5 +112,115 @@ pub fn judge(observation: Observation, conditions: &[String]) -> ProbeOutcome {
         reason: None,
         samples,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_core::Status;
+    use warden_core::conditions::Facts;
+
+    use super::judge;
+    use crate::probe::{FailureReason, Observation, ProbeError};
+
+    fn observation(
+        connected: bool,
+        status: Option<u16>,
+        error: Option<FailureReason>,
+    ) -> Observation {
+        Observation {
+            facts: Facts {
+                connected,
+                status,
+                body: Some(r#"{"status":"UP"}"#.to_string()),
+                ..Facts::default()
+            },
+            error: error.map(|reason| ProbeError {
+                reason,
+                message: "connection refused".to_string(),
+            }),
+            samples: vec![("connect_time".to_string(), 0.001)],
+            summary: "HTTP 200 OK in 1 ms, 15 B".to_string(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn conditions_and_transport_failures_decide_together() {
+        let cases: &[(
+            &str,
+            Observation,
+            &[&str],
+            Status,
+            &str,
+            Option<FailureReason>,
+        )] = &[
+            (
+                "all hold",
+                observation(true, Some(200), None),
+                &["[STATUS] == 200", "[BODY].status == UP"],
+                Status::Ok,
+                "HTTP 200 OK in 1 ms, 15 B",
+                None,
+            ),
+            (
+                "a condition fails",
+                observation(true, Some(503), None),
+                &["[STATUS] == 200", "[BODY].status == UP"],
+                Status::Crit,
+                "[STATUS] (503) == 200",
+                Some(FailureReason::Condition),
+            ),
+            (
+                "two fail, in order",
+                observation(true, Some(503), None),
+                &["[STATUS] == 200", "[BODY].status == DOWN"],
+                Status::Crit,
+                "[STATUS] (503) == 200; [BODY].status (UP) == DOWN",
+                Some(FailureReason::Condition),
+            ),
+            (
+                "transport failure wins over conditions",
+                observation(false, None, Some(FailureReason::Connect)),
+                &["[STATUS] == 200"],
+                Status::Crit,
+                "connect: connection refused",
+                Some(FailureReason::Connect),
+            ),
+            (
+                "transport failure with a failed [CONNECTED] condition keeps its reason",
+                observation(false, None, Some(FailureReason::Connect)),
+                &["[CONNECTED] == true"],
+                Status::Crit,
+                "connect: connection refused",
+                Some(FailureReason::Connect),
+            ),
+            (
+                "a failure the conditions expect",
+                observation(false, None, Some(FailureReason::Connect)),
+                &["[CONNECTED] == false"],
+                Status::Ok,
+                "connect: connection refused (as the conditions expect)",
+                None,
+            ),
+            (
+                "a condition that no longer parses",
+                observation(true, Some(200), None),
+                &["[STATU] == 200"],
+                Status::Unknown,
+                "condition `[STATU] == 200` is invalid: unknown placeholder `[STATU]`",
+                None,
+            ),
+        ];
+        for (name, observation, conditions, status, summary, reason) in cases {
+            let conditions: Vec<String> = conditions.iter().map(ToString::to_string).collect();
+            let outcome = judge(observation.clone(), &conditions);
+            assert_eq!(
+                (outcome.status, outcome.summary.as_str(), outcome.reason),
+                (*status, *summary, *reason),
+                "{name}"
+            );
+            assert_eq!(outcome.samples.len(), 1, "{name}: samples kept");
+        }
     }
 }

@@ -4,3 +4,4 @@ mod checks;
 mod foundation;
 mod harness;
 mod heartbeats;
+mod probes;
