@@ -135,3 +135,22 @@ pub fn record_status(
     .execute(params![check_id, run_id, status, summary, at])?;
     Ok(())
 }
+
+/// A check's availability over `[from, to]` from its finished runs: (runs with a status, runs
+/// that were up — ok or warn).
+pub fn uptime(
+    conn: &Connection,
+    check_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<(i64, i64), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(status IN ('ok', 'warn')), 0) FROM runs
+             WHERE check_id = ?1 AND state = 'completed' AND status IS NOT NULL
+               AND finished_at BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![check_id, from, to], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?)
+}

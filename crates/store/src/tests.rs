@@ -631,3 +631,133 @@ fn a_worker_leases_only_the_kinds_it_runs() {
         .collect();
     assert_eq!(rest, vec![job.run_id]);
 }
+
+/// Range queries give the same points from rollups as from raw samples, for every aggregate,
+/// across minutes rolled and not rolled yet.
+#[test]
+fn series_queries_agree_between_rollups_and_raw_samples() {
+    use crate::samples::{Aggregate, Sample};
+    let conn = memory_db();
+    let id =
+        samples::resolve_series(&conn, "web.response_time", "{}").unwrap_or_else(|e| panic!("{e}"));
+    // 10 minutes, a sample every 7 s, values that make every aggregate differ.
+    let base = 1_700_000_040_000i64; // a minute boundary
+    let points: Vec<Sample> = (0..86)
+        .map(|i| Sample {
+            series_id: id,
+            ts: base + i * 7_000,
+            value: ((i * 37) % 11) as f64,
+        })
+        .collect();
+    samples::insert(&conn, &points).unwrap_or_else(|e| panic!("{e}"));
+    let from = base;
+    let to = base + 10 * 60_000 - 1;
+    let step = 120_000;
+    // Expected, computed here from the raw points.
+    let expect = |aggregate: Aggregate| -> Vec<(i64, f64)> {
+        let mut slots: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for p in &points {
+            slots
+                .entry(from + (p.ts - from) / step * step)
+                .or_default()
+                .push(p.value);
+        }
+        slots
+            .into_iter()
+            .map(|(slot, values)| {
+                let value = match aggregate {
+                    Aggregate::Avg => values.iter().sum::<f64>() / values.len() as f64,
+                    Aggregate::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+                    Aggregate::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    Aggregate::Last => values.last().copied().unwrap_or(f64::NAN),
+                };
+                (slot, value)
+            })
+            .collect()
+    };
+    let all = [
+        Aggregate::Avg,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Last,
+    ];
+    for aggregate in all {
+        let raw =
+            samples::query(&conn, id, from, to, step, aggregate).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(raw, expect(aggregate), "raw {aggregate:?}");
+    }
+    // Roll the first 6 minutes up, then ask again: same answers.
+    let rolled = samples::roll_up(&conn, base / 60_000 + 5, 100).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rolled, 6);
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM samples_1m", [], |r| r.get(0))
+        .unwrap_or(0);
+    assert_eq!(rows, 6);
+    for aggregate in all {
+        let mixed =
+            samples::query(&conn, id, from, to, step, aggregate).unwrap_or_else(|e| panic!("{e}"));
+        let expected = expect(aggregate);
+        assert_eq!(mixed.len(), expected.len());
+        for ((ts, value), (ets, evalue)) in mixed.iter().zip(&expected) {
+            assert_eq!(ts, ets);
+            assert!(
+                (value - evalue).abs() < 1e-9,
+                "{aggregate:?} at {ts}: {value} vs {evalue}"
+            );
+        }
+    }
+    // Nothing more to roll until time moves on; a second call rolls the rest.
+    assert_eq!(
+        samples::roll_up(&conn, base / 60_000 + 5, 100).unwrap_or(-1),
+        0
+    );
+    assert_eq!(
+        samples::roll_up(&conn, base / 60_000 + 9, 2).unwrap_or(-1),
+        2
+    );
+    assert_eq!(
+        samples::roll_up(&conn, base / 60_000 + 9, 100).unwrap_or(-1),
+        2
+    );
+}
+
+#[test]
+fn tokens_list_and_revoke() {
+    use crate::tokens;
+    let conn = memory_db();
+    let a =
+        tokens::insert(&conn, "a", "viewer", &[1; 32], 10, None).unwrap_or_else(|e| panic!("{e}"));
+    let b = tokens::insert(&conn, "b", "admin", &[2; 32], 20, Some(100))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed: Vec<i64> = tokens::list(&conn, None, 10)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, [b, a]);
+    assert!(
+        tokens::find_live(&conn, &[1; 32], 50)
+            .unwrap_or(None)
+            .is_some()
+    );
+    let revoked = tokens::revoke(&conn, a, 60)
+        .unwrap_or(None)
+        .map(|t| t.revoked_at);
+    assert_eq!(revoked, Some(Some(60)));
+    // Revoking again keeps the first time; a revoked or expired token no longer authenticates.
+    let again = tokens::revoke(&conn, a, 70)
+        .unwrap_or(None)
+        .map(|t| t.revoked_at);
+    assert_eq!(again, Some(Some(60)));
+    assert!(
+        tokens::find_live(&conn, &[1; 32], 80)
+            .unwrap_or(None)
+            .is_none()
+    );
+    assert!(
+        tokens::find_live(&conn, &[2; 32], 100)
+            .unwrap_or(None)
+            .is_none()
+    );
+    assert!(tokens::revoke(&conn, 999, 1).unwrap_or(None).is_none());
+}

@@ -57,6 +57,54 @@ pub fn find_live(
         .optional()?)
 }
 
+fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+        revoked_at: row.get(5)?,
+    })
+}
+
+/// Every token ever made (revoked and expired ones too), newest first, `limit` from
+/// `before_id` down.
+pub fn list(
+    conn: &Connection,
+    before_id: Option<i64>,
+    limit: usize,
+) -> Result<Vec<TokenRow>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, name, role, created_at, expires_at, revoked_at FROM tokens
+         WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = statement.query_map(
+        params![
+            before_id.unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        token_from_row,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Option<TokenRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, name, role, created_at, expires_at, revoked_at FROM tokens WHERE id = ?1",
+        )?
+        .query_row([id], token_from_row)
+        .optional()?)
+}
+
+/// Revokes a token; revoking twice keeps the first time. `None` when there is no such token.
+pub fn revoke(conn: &Connection, id: i64, now: i64) -> Result<Option<TokenRow>, StoreError> {
+    conn.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .execute(params![id, now])?;
+    get(conn, id)
+}
+
 pub fn count(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT count(*) FROM tokens")?
