@@ -13,7 +13,7 @@ use crate::types::{
 };
 
 /// Time allowed for an ordinary call, connection included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed to establish the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time allowed on top of `wait_ms` for a waiting call.
@@ -68,6 +68,12 @@ impl Client {
         }
         if let Some(text) = &filter.filter {
             query.push(("filter", text.clone()));
+        }
+        if let Some(kind) = &filter.kind {
+            query.push(("kind", kind.clone()));
+        }
+        if let Some(label) = &filter.label {
+            query.push(("label", label.clone()));
         }
         let url = self.endpoint(&["checks"], &query);
         let body: ChecksBody = self.call(Method::GET, url, REQUEST_TIMEOUT).await?;
@@ -128,6 +134,60 @@ impl Client {
         Ok(body.lines)
     }
 
+    /// `POST /api/v1/runs/{id}/cancel`: cancels a queued or running run.
+    pub async fn cancel(&self, id: i64) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["runs", &id.to_string(), "cancel"], &[]);
+        self.call(Method::POST, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `GET /api/v1/series/{name}`: points over a range (`since` a duration like `1h`; `step`
+    /// likewise; `agg` avg, min, max or last).
+    pub async fn series(
+        &self,
+        name: &str,
+        since: &str,
+        step: Option<&str>,
+        agg: &str,
+    ) -> Result<crate::types::SeriesBody, ClientError> {
+        let mut query = vec![("since", since.to_string()), ("agg", agg.to_string())];
+        if let Some(step) = step {
+            query.push(("step", step.to_string()));
+        }
+        let url = self.endpoint(&["series", name], &query);
+        self.call(Method::GET, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `GET /api/v1/checks/{name}/uptime` over the last `since`.
+    pub async fn uptime(&self, name: &str, since: &str) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["checks", name, "uptime"], &[("since", since.to_string())]);
+        self.call(Method::GET, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `GET /api/v1/tokens` (admin).
+    pub async fn tokens(&self) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["tokens"], &[("limit", "1000".to_string())]);
+        self.call(Method::GET, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `POST /api/v1/tokens` (admin): the answer holds the new secret, shown once.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        expires_in: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["tokens"], &[]);
+        let body = serde_json::json!({ "name": name, "role": role, "expires_in": expires_in });
+        self.call_with(Method::POST, url, Some(&body), REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// `DELETE /api/v1/tokens/{id}` (admin).
+    pub async fn revoke_token(&self, id: i64) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["tokens", &id.to_string()], &[]);
+        self.call(Method::DELETE, url, REQUEST_TIMEOUT).await
+    }
+
     /// `BASE/api/v1/<segments>?<query>`; each segment is percent-encoded (a `/` in a check
     /// name stays inside its segment).
     pub(crate) fn endpoint(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
@@ -149,11 +209,26 @@ impl Client {
         url: Url,
         timeout: Duration,
     ) -> Result<T, ClientError> {
+        self.call_with(method, url, None, timeout).await
+    }
+
+    pub(crate) async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
         let path = url.path().to_string();
-        let response = self
-            .http
-            .request(method, url)
-            .timeout(timeout)
+        let mut request = self.http.request(method, url).timeout(timeout);
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body)
+                .map_err(|error| ClientError::Decode(format!("{path}: {error}")))?;
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        let response = request
             .send()
             .await
             .map_err(|error| self.transport_error(&error, timeout))?;

@@ -3,6 +3,7 @@
 //! The wire types mirror the API's JSON: unknown fields are ignored so an older client keeps
 //! working against a newer hub. Times are milliseconds since the Unix epoch (UTC).
 
+pub mod alerting;
 mod client;
 mod error;
 pub mod render;
@@ -12,7 +13,7 @@ pub use crate::client::Client;
 pub use crate::error::ClientError;
 pub use crate::types::{
     Check, CheckFilter, Heartbeat, OutputLine, OutputStream, Run, RunFilter, RunPage, RunState,
-    Status,
+    SeriesBody, Status,
 };
 
 #[cfg(test)]

@@ -231,7 +231,7 @@ fn status_label(status: Option<Status>, absent: &str) -> String {
 
 /// Control characters (newlines, tabs, terminal escapes) become spaces so a cell stays on one
 /// line and cannot drive the terminal.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -241,7 +241,7 @@ fn one_line(text: &str) -> String {
 
 /// Left-aligned columns by display width (wide CJK and emoji count as two); the last column
 /// is truncated with `…` so lines fit [`TABLE_WIDTH`]; no trailing spaces.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let last = headers.len() - 1;
     let mut widths: Vec<usize> = headers.iter().map(|header| header.width()).collect();
     for row in rows {

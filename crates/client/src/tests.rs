@@ -746,6 +746,8 @@ async fn checks_call_sends_token_and_query() {
     let filter = CheckFilter {
         status: Some(Status::Crit),
         filter: Some("web".to_string()),
+        kind: None,
+        label: None,
     };
     let body = r#"{"checks": [{"name": "web", "kind": "http", "schedule": "every 30s", "status": "crit",
         "status_since": 1, "last_run_id": 3, "last_run_at": 2, "summary": "down", "extra": true}]}"#;
@@ -873,4 +875,132 @@ async fn connection_refused_is_a_connect_error() {
         "{error}"
     );
     assert!(message.contains("refused"), "{message}");
+}
+
+fn incident(id: i64, state: &str, summary: &str) -> crate::alerting::Incident {
+    crate::alerting::Incident {
+        id,
+        rule: "web-down".to_string(),
+        subject: "web-1".to_string(),
+        check: Some("web-1".to_string()),
+        severity: "critical".to_string(),
+        state: state.to_string(),
+        status: Some("crit".to_string()),
+        summary: summary.to_string(),
+        opened_at: NOW_MS - 300_000,
+        notified_at: Some(NOW_MS - 299_000),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        ack_note: None,
+        resolved_at: None,
+        held: false,
+        timeline: Vec::new(),
+        extra: serde_json::Map::new(),
+    }
+}
+
+#[test]
+fn incidents_table_and_detail() {
+    use crate::alerting::{TimelineEntry, render_incident, render_incidents};
+    check_render(
+        &render_incidents(&[], NOW_MS),
+        &expect![[r#"
+            no incidents
+        "#]],
+    );
+    check_render(
+        &render_incidents(
+            &[
+                incident(12, "acknowledged", "CRITICAL - upstream down"),
+                incident(7, "resolved", "HTTP 503\nfrom /health"),
+            ],
+            NOW_MS,
+        ),
+        &expect![[r#"
+            ID  STATE         SEVERITY  RULE      SUBJECT  OPENED  SUMMARY
+            12  ACKNOWLEDGED  critical  web-down  web-1    5m ago  CRITICAL - upstream down
+            7   RESOLVED      critical  web-down  web-1    5m ago  HTTP 503 from /health
+        "#]],
+    );
+    let mut detail = incident(12, "acknowledged", "CRITICAL - upstream down");
+    detail.acknowledged_at = Some(NOW_MS - 60_000);
+    detail.acknowledged_by = Some("admin (token 1)".to_string());
+    detail.ack_note = Some("on it".to_string());
+    detail.timeline = vec![
+        TimelineEntry {
+            at: NOW_MS - 300_000,
+            kind: "opened".to_string(),
+            notifier: None,
+            detail: "CRITICAL - upstream down".to_string(),
+        },
+        TimelineEntry {
+            at: NOW_MS - 299_000,
+            kind: "delivered".to_string(),
+            notifier: Some("ops".to_string()),
+            detail: "opened (attempt 1)".to_string(),
+        },
+    ];
+    check_render(
+        &render_incident(&detail, NOW_MS),
+        &expect![[r#"
+            incident 12: web-down on web-1 (acknowledged, critical)
+            summary:  CRITICAL - upstream down
+            opened:   2023-11-14T22:08:20.000Z (5m ago)
+            acked:    2023-11-14T22:12:20.000Z by admin (token 1): on it
+            timeline:
+              2023-11-14T22:08:20.000Z  opened  CRITICAL - upstream down
+              2023-11-14T22:08:21.000Z  delivered [ops]  opened (attempt 1)
+        "#]],
+    );
+}
+
+#[test]
+fn silences_and_notifier_tests() {
+    use crate::alerting::{NotifierTest, Silence, render_notifier_test, render_silences};
+    let silence = Silence {
+        id: 3,
+        checks: "web*".to_string(),
+        note: "deploy".to_string(),
+        created_by: "admin (token 1)".to_string(),
+        starts_at: NOW_MS,
+        ends_at: NOW_MS + 7_200_000,
+        extra: serde_json::Map::new(),
+    };
+    check_render(
+        &render_silences(&[silence], NOW_MS),
+        &expect![[r#"
+            ID  CHECKS  UNTIL                               BY               NOTE
+            3   web*    2023-11-15T00:13:20.000Z (in 2h0m)  admin (token 1)  deploy
+        "#]],
+    );
+    let mut test = NotifierTest {
+        notifier: "ops".to_string(),
+        kind: "webhook".to_string(),
+        delivered: true,
+        error: None,
+        duration_ms: 12,
+    };
+    assert_eq!(render_notifier_test(&test), "delivered to ops (webhook) in 12ms\n");
+    test.delivered = false;
+    test.error = Some("HTTP 503".to_string());
+    assert_eq!(
+        render_notifier_test(&test),
+        "NOT delivered to ops (webhook): HTTP 503\n"
+    );
+}
+
+#[tokio::test]
+async fn acknowledge_posts_the_note() {
+    let (listener, client) = fake_hub().await;
+    let body = serde_json::to_string(&incident(12, "acknowledged", "down")).unwrap();
+    let (head, acked) = tokio::join!(
+        serve_once(listener, "200 OK", &body),
+        client.acknowledge(12, "on it")
+    );
+    expect![[r#"
+        POST /api/v1/incidents/12/ack HTTP/1.1
+        authorization: bearer wdn_secret
+        user-agent: warden/0.1.0"#]]
+    .assert_eq(&request_summary(&head));
+    assert_eq!(acked.unwrap().state, "acknowledged");
 }

@@ -143,6 +143,22 @@ pub struct CheckFilter {
     pub status: Option<Status>,
     /// Only checks matching this substring (`?filter=`; the hub matches it against names).
     pub filter: Option<String>,
+    /// Only checks of this kind (`exec`, `http`, ...).
+    pub kind: Option<String>,
+    /// Only checks with this label, as `key=value`.
+    pub label: Option<String>,
+}
+
+/// One series over a range (`GET /api/v1/series/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesBody {
+    pub name: String,
+    pub from: i64,
+    pub to: i64,
+    pub step_ms: i64,
+    pub aggregate: String,
+    /// `[time ms, value]`, oldest first, one per step that has data.
+    pub points: Vec<(i64, f64)>,
 }
 
 /// Query for [`crate::Client::runs`]; the default is the hub's default page of all runs.

@@ -1,6 +1,7 @@
 //! warden.toml: parsing, `${ENV}` interpolation and validation that reports every error at once
 //! as `FILE:LINE:COL: key.path: message`.
 
+mod alerting;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use alerting::*;
 pub use walk::parse_config;
 
 /// Where the hub listens by default.
@@ -25,6 +27,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Config {
     pub hub: HubConfig,
     pub checks: Vec<CheckConfig>,
+    pub rules: Vec<RuleConfig>,
+    pub notifiers: Vec<NotifierConfig>,
+    pub maintenance: Vec<MaintenanceConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

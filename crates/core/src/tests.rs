@@ -291,7 +291,7 @@ fn bad_configs() {
             "unknown top-level key",
             "chekc = 1\n",
             expect![[r#"
-                warden.toml:1:1: chekc: unknown key `chekc` (did you mean `check`?); expected one of: hub, check
+                warden.toml:1:1: chekc: unknown key `chekc` (did you mean `check`?); expected one of: hub, check, rule, notifier, maintenance
             "#]],
         ),
         (
@@ -481,7 +481,7 @@ fn every_error_is_reported_at_once_in_file_order() {
         "[hub]\nlisten = \"nope\"\nbogus = 1\n\n[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1x\"\n\n[[check]]\nname = \"b\"\nkind = \"exec\"\nevery = \"1s\"\n",
         &expect![[r#"
             warden.toml:2:10: hub.listen: `nope` is not a socket address: expected IP:PORT, e.g. `127.0.0.1:7878`
-            warden.toml:3:1: hub.bogus: unknown key `bogus`; expected one of: listen, data, public_url
+            warden.toml:3:1: hub.bogus: unknown key `bogus`; expected one of: listen, data, public_url, metrics_public
             warden.toml:8:9: check[0].every: `1x` has an unknown unit `x`: use ms, s, m, h, d or w
             warden.toml:10:1: check[1]: an exec check needs `command = ["prog", "arg", ...]`
         "#]],
@@ -540,4 +540,313 @@ fn cron_next_in_zone() {
 #[test]
 fn overlap_default_is_skip() {
     assert_eq!(Overlap::default(), Overlap::Skip);
+}
+
+/// Parses `text` and renders its rules, notifiers and maintenance windows (or the errors).
+fn check_alerting(text: &str, expect: &Expect) {
+    use crate::config::{NotifierKind, RuleCondition};
+    let rendered = match parse_config("warden.toml", text, &env) {
+        Ok(config) => {
+            let mut out = String::new();
+            for rule in &config.rules {
+                let condition = match &rule.condition {
+                    RuleCondition::Status(status) => format!(
+                        "status checks={:?} match={:?} trigger={:?} success={} on_warn={}",
+                        status.checks.names,
+                        status.checks.labels,
+                        status.trigger,
+                        status.success_threshold,
+                        status.on_warn
+                    ),
+                    RuleCondition::Series(series) => format!(
+                        "series `{}` for={} {}/{}",
+                        series.expr,
+                        HumanDuration(series.for_duration),
+                        series.aggregate.as_str(),
+                        HumanDuration(series.over)
+                    ),
+                };
+                out.push_str(&format!(
+                    "rule {} {condition} severity={} labels={:?} message={:?} resolved={} repeat={:?} notify={:?}\n",
+                    rule.name,
+                    rule.severity.as_str(),
+                    rule.labels,
+                    rule.message,
+                    rule.send_on_resolved,
+                    rule.repeat.map(|r| HumanDuration(r).to_string()),
+                    rule.notify
+                ));
+            }
+            for notifier in &config.notifiers {
+                let detail = match &notifier.kind {
+                    NotifierKind::Email(email) => format!("{email:?}"),
+                    other => format!("{other:?}"),
+                };
+                out.push_str(&format!(
+                    "notifier {} {} default={} match={:?} rate={:?} attempts={} backoff={} timeout={} {detail}\n",
+                    notifier.name,
+                    notifier.kind.name(),
+                    notifier.default,
+                    notifier.match_labels,
+                    notifier
+                        .rate_limit
+                        .map(|r| format!("{}/{}", r.count, HumanDuration(r.per))),
+                    notifier.max_attempts,
+                    HumanDuration(notifier.backoff),
+                    HumanDuration(notifier.timeout),
+                ));
+            }
+            for window in &config.maintenance {
+                out.push_str(&format!(
+                    "maintenance {} checks={:?} match={:?} cron={:?} tz={:?} duration={}\n",
+                    window.name,
+                    window.checks.names,
+                    window.checks.labels,
+                    window.cron,
+                    window.timezone,
+                    HumanDuration(window.duration)
+                ));
+            }
+            out
+        }
+        Err(errors) => format!("{errors}\n"),
+    };
+    expect.assert_eq(&rendered);
+}
+
+#[test]
+fn alerting_configs() {
+    check_alerting(
+        r#"
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "https://hooks.example/warden/"
+headers = { "X-Team" = "ops" }
+secret = "${HOME_DIR}"
+body = '{"text": "{{check}} is {{status}}", "n": 1}'
+default = true
+rate_limit = "10/1m"
+max_attempts = 3
+backoff = "100ms"
+
+[[notifier]]
+name = "chat"
+kind = "slack"
+url = "https://hooks.slack.com/services/T/B/X"
+match = { team = "web" }
+
+[[notifier]]
+name = "phone"
+kind = "ntfy"
+topic = "alerts"
+
+[[notifier]]
+name = "tg"
+kind = "telegram"
+bot_token = "123:abc"
+chat_id = -1001
+
+[[notifier]]
+name = "pd"
+kind = "pagerduty"
+routing_key = "R0UT1NG"
+
+[[notifier]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:9093"
+
+[[notifier]]
+name = "mail"
+kind = "email"
+host = "smtp.example.org"
+username = "u"
+password = "p"
+from = "warden@example.org"
+to = ["ops@example.org"]
+
+[[rule]]
+name = "web-down"
+checks = ["web-*"]
+failure_threshold = 3
+success_threshold = 2
+send_on_resolved = true
+repeat = "1h"
+notify = ["ops"]
+
+[[rule]]
+name = "flappy"
+match = { team = "web" }
+window = "3 of 5"
+severity = "warning"
+message = "{{check}} is {{status}} since {{since}}: {{summary}} ({{url}})"
+
+[[rule]]
+name = "cpu"
+expr = "host.cpu.total > 90"
+for = "5m"
+aggregate = "avg"
+over = "2m"
+labels = { team = "infra" }
+
+[[rule]]
+name = "late-job"
+checks = ["nightly-backup"]
+on = "late"
+send_on_resolved = false
+
+[[maintenance]]
+name = "saturday"
+checks = ["web*"]
+cron = "0 2 * * 6"
+timezone = "Europe/Paris"
+duration = "2h"
+"#,
+        &expect![[r#"
+            rule web-down status checks=["web-*"] match={} trigger=Consecutive(3) success=2 on_warn=false severity=critical labels={} message=None resolved=true repeat=Some("1h") notify=["ops"]
+            rule flappy status checks=[] match={"team": "web"} trigger=Window { failures: 3, runs: 5 } success=1 on_warn=false severity=warning labels={} message=Some("{{check}} is {{status}} since {{since}}: {{summary}} ({{url}})") resolved=true repeat=None notify=[]
+            rule cpu series `host.cpu.total > 90` for=5m avg/2m severity=critical labels={"team": "infra"} message=None resolved=true repeat=None notify=[]
+            rule late-job status checks=["nightly-backup"] match={} trigger=Consecutive(2) success=1 on_warn=true severity=critical labels={} message=None resolved=false repeat=None notify=[]
+            notifier ops webhook default=true match={} rate=Some("10/1m") attempts=3 backoff=100ms timeout=10s Webhook { url: "https://hooks.example/warden", headers: {"X-Team": "ops"}, secret: Some("/home/w"), body: Some("{\"text\": \"{{check}} is {{status}}\", \"n\": 1}") }
+            notifier chat slack default=false match={"team": "web"} rate=None attempts=5 backoff=2s timeout=10s Slack { url: "https://hooks.slack.com/services/T/B/X" }
+            notifier phone ntfy default=false match={} rate=None attempts=5 backoff=2s timeout=10s Ntfy { url: "https://ntfy.sh", topic: "alerts", token: None }
+            notifier tg telegram default=false match={} rate=None attempts=5 backoff=2s timeout=10s Telegram { url: "https://api.telegram.org", bot_token: "123:abc", chat_id: "-1001" }
+            notifier pd pagerduty default=false match={} rate=None attempts=5 backoff=2s timeout=10s PagerDuty { url: "https://events.pagerduty.com/v2/enqueue", routing_key: "R0UT1NG" }
+            notifier am alertmanager default=false match={} rate=None attempts=5 backoff=2s timeout=10s Alertmanager { url: "http://127.0.0.1:9093" }
+            notifier mail email default=false match={} rate=None attempts=5 backoff=2s timeout=10s EmailNotifier { host: "smtp.example.org", port: 587, tls: Starttls, username: Some("u"), password: Some("p"), from: "warden@example.org", to: ["ops@example.org"], ca_file: None }
+            maintenance saturday checks=["web*"] match={} cron="0 2 * * 6" tz=Some("Europe/Paris") duration=2h
+        "#]],
+    );
+}
+
+#[test]
+fn bad_alerting_configs() {
+    check_alerting(
+        r#"
+[[notifier]]
+name = "ops"
+kind = "pager"
+
+[[notifier]]
+name = "hook"
+kind = "webhook"
+url = "hooks.example"
+body = '{"text": {{check}}}'
+rate_limit = "10 per minute"
+
+[[notifier]]
+name = "hook"
+kind = "gotify"
+url = "https://gotify.example"
+
+[[notifier]]
+name = "mail"
+kind = "email"
+host = "smtp"
+username = "u"
+to = []
+tls = "ssl"
+
+[[rule]]
+name = "a"
+failure_threshold = 3
+
+[[rule]]
+name = "b"
+checks = ["x"]
+failure_threshold = 3
+window = "3 of 5"
+message = "{{check}} {{nope}}"
+notify = ["ops", "nobody"]
+
+[[rule]]
+name = "c"
+checks = ["x"]
+window = "6 of 5"
+on = "sometimes"
+severity = "page"
+
+[[rule]]
+name = "d"
+expr = "host.cpu.total >> 90"
+failure_threshold = 2
+
+[[rule]]
+name = "e"
+expr = "host.cpu.total > 90"
+aggregate = "avg"
+
+[[maintenance]]
+name = "m"
+cron = "0 2 * *"
+duration = "0s"
+"#,
+        &expect![[r#"
+            warden.toml:4:8: notifier[0].kind: unknown notifier kind `pager`, expected one of: webhook, slack, discord, teams, ntfy, gotify, telegram, pagerduty, alertmanager, email
+            warden.toml:9:7: notifier[1].url: `hooks.example` is not an http:// or https:// URL with a host
+            warden.toml:10:8: notifier[1].body: the body template is not JSON once filled in: expected value at line 1 column 10; put placeholders inside strings, e.g. `{"text": "{{check}} is {{status}}"}`
+            warden.toml:11:14: notifier[1].rate_limit: `10 per minute` is not a rate: expected `COUNT/DURATION`, e.g. `10/1m`
+            warden.toml:13:1: notifier[2]: notifier kind `gotify` needs `token = "..."`
+            warden.toml:18:1: notifier[3]: notifier kind `email` needs `from = "..."`
+            warden.toml:18:1: notifier[3]: `username` and `password` go together: give both
+            warden.toml:23:6: notifier[3].to: needs at least one address
+            warden.toml:24:7: notifier[3].tls: unknown tls mode `ssl`, expected one of: starttls, tls, none
+            warden.toml:26:1: rule[0]: a rule needs `checks = ["web-*"]` or `match = { label = "value" }` (a status rule), or `expr = "SERIES > N"` (a series rule)
+            warden.toml:34:10: rule[1].window: `failure_threshold` and `window` are exclusive: give one
+            warden.toml:35:11: rule[1].message: unknown placeholder `{{nope}}`; expected one of: check, status, summary, value, since, url, rule, severity, incident, event, state
+            warden.toml:36:18: rule[1].notify[1]: no notifier named `nobody`; configured: ops, hook, hook, mail
+            warden.toml:41:10: rule[2].window: `6 of 5`: need 1 <= N <= M <= 100 in `N of M`
+            warden.toml:42:6: rule[2].on: unknown `on` value `sometimes`, expected one of: crit (crit and unknown fail), warn (warn too), late (a heartbeat's late, which is warn)
+            warden.toml:43:12: rule[2].severity: unknown severity `page`, expected one of: critical, warning, info
+            warden.toml:47:8: rule[3].expr: unknown operator `>>`: expected one of >, >=, <, <=, ==, !=
+            warden.toml:48:1: rule[3].failure_threshold: unknown key `failure_threshold`; expected one of: name, severity, labels, message, send_on_resolved, repeat, notify, checks, match, expr, for, aggregate, over
+            warden.toml:53:13: rule[4].aggregate: an aggregate needs the window it is taken over: `over = "5m"`
+            warden.toml:55:1: maintenance[0]: a maintenance window needs `checks = ["web-*"]` (or `["*"]` for all) or `match = { label = "value" }`
+            warden.toml:57:8: maintenance[0].cron: `0 2 * *` has 4 fields; cron takes 5: minute hour day-of-month month day-of-week
+            warden.toml:58:12: maintenance[0].duration: must be greater than zero
+        "#]],
+    );
+}
+
+#[test]
+fn globs_windows_rates_and_templates() {
+    use crate::alerting::{
+        glob_match, parse_rate, parse_window, render_template, validate_template,
+    };
+    let globs = [
+        ("web-*", "web-1", true),
+        ("web-*", "web-", true),
+        ("web-*", "api-1", false),
+        ("*", "", true),
+        ("w?b", "web", true),
+        ("w?b", "wb", false),
+        ("*-db-*", "eu-db-1", true),
+        ("*-db-*", "eu-db", false),
+        ("a*b*c", "aXbYbZc", true),
+        ("exact", "exact", true),
+        ("exact", "exactly", false),
+    ];
+    for (glob, text, want) in globs {
+        assert_eq!(glob_match(glob, text), want, "{glob} vs {text}");
+    }
+    assert_eq!(parse_window("3 of 5"), Ok((3, 5)));
+    assert!(parse_window("0 of 5").is_err());
+    assert!(parse_window("5 of 3").is_err());
+    assert!(parse_window("3/5").is_err());
+    assert_eq!(parse_rate("10/1m"), Ok((10, Duration::from_secs(60))));
+    assert!(parse_rate("0/1m").is_err());
+    assert!(parse_rate("10").is_err());
+    assert!(validate_template("{{check}} is {{ status }}").is_ok());
+    assert!(validate_template("{{check").is_err());
+    let rendered = render_template(
+        "{{check}} is {{ status }}{{unknown}}!",
+        &|name| match name {
+            "check" => Some("web".to_string()),
+            "status" => Some("crit".to_string()),
+            _ => None,
+        },
+        &|text| text.to_uppercase(),
+    );
+    assert_eq!(rendered, "WEB is CRIT!");
 }

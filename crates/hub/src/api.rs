@@ -44,8 +44,23 @@ pub(crate) fn router(state: AppState) -> Router {
             post(run_check).layer(DefaultBodyLimit::max(1024)),
         )
         .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{id}/cancel", post(cancel))
+        .route("/api/v1/checks/{name}/uptime", get(crate::query::uptime))
+        .route("/api/v1/series", get(crate::query::list_series))
+        .route("/api/v1/series/{*name}", get(crate::query::query_series))
+        .route(
+            "/api/v1/tokens",
+            get(crate::query::list_tokens)
+                .post(crate::query::create_token)
+                .layer(DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(crate::query::revoke_token),
+        )
         .route("/api/v1/runs/{id}", get(get_run_waiting))
         .route("/api/v1/runs/{id}/output", get(run_output))
+        .route("/api/v1/events", get(crate::live::events))
         .nest("/api/v1/queue", queue_routes)
         .route(
             "/ping/{key}",
@@ -59,7 +74,13 @@ pub(crate) fn router(state: AppState) -> Router {
                 .post(crate::heartbeat::ping_action)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/metrics", get(crate::metrics::metrics))
+        .merge(crate::alerting::api::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_api,
+        ))
         .with_state(state)
 }
 
@@ -400,6 +421,8 @@ async fn cancel(
         .store
         .write(move |conn| queue::cancel(conn, run_id, now))
         .await?;
+    // A run this hub's pool is running stops now, not at its next lease heartbeat.
+    state.runs_in_flight.cancel(run_id);
     Ok(Json(
         json!({ "run_id": run_id, "state": "cancelled", "was": previous.as_str() }),
     ))
@@ -456,26 +479,50 @@ pub(crate) fn run_json(run: &RunRow) -> Value {
     })
 }
 
-fn schedule_text(spec: &str) -> String {
-    match serde_json::from_str::<CheckConfig>(spec).map(|config| config.schedule) {
-        Ok(Schedule::Every(every)) => format!("every {}", HumanDuration(every)),
-        Ok(Schedule::Cron {
-            expr,
-            timezone: Some(zone),
-        }) => format!("cron {expr} ({zone})"),
-        Ok(Schedule::Cron {
-            expr,
-            timezone: None,
-        }) => format!("cron {expr}"),
-        Err(_) => "unknown".to_string(),
+/// What the API shows of a check's definition, computed once at start.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckMeta {
+    pub(crate) schedule: String,
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
+}
+
+impl CheckMeta {
+    pub(crate) fn of(config: &CheckConfig) -> CheckMeta {
+        let schedule = match (&config.kind, &config.schedule) {
+            (warden_core::config::CheckKind::Heartbeat(_), Schedule::Every(every)) => {
+                format!("ping every {}", HumanDuration(*every))
+            }
+            (_, Schedule::Every(every)) => format!("every {}", HumanDuration(*every)),
+            (
+                _,
+                Schedule::Cron {
+                    expr,
+                    timezone: Some(zone),
+                },
+            ) => format!("cron {expr} ({zone})"),
+            (
+                _,
+                Schedule::Cron {
+                    expr,
+                    timezone: None,
+                },
+            ) => format!("cron {expr}"),
+        };
+        CheckMeta {
+            schedule,
+            labels: config.labels.clone(),
+        }
     }
 }
 
-fn check_json(row: &CheckRow, heartbeat: Option<&HeartbeatRow>, public_url: &str) -> Value {
+fn check_json(state: &AppState, row: &CheckRow, heartbeat: Option<&HeartbeatRow>) -> Value {
+    let public_url = &state.public_url;
+    let meta = state.catalog.get(&row.name);
     let mut value = json!({
         "name": row.name,
         "kind": row.kind,
-        "schedule": schedule_text(&row.spec),
+        "schedule": meta.map(|m| m.schedule.as_str()).unwrap_or("unknown"),
+        "labels": meta.map(|m| m.labels.clone()).unwrap_or_default(),
         "status": row.status,
         "status_since": row.status_since,
         "last_run_id": row.last_run_id,
@@ -515,10 +562,22 @@ async fn heartbeat_rows(
 struct CheckQuery {
     #[serde(default)]
     status: Option<String>,
+    /// Name substring.
     #[serde(default)]
     filter: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    /// `key=value`: checks with this label.
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    /// A check name: the page starts after it.
+    #[serde(default)]
+    after: Option<String>,
 }
 
+/// `GET /api/v1/checks`: by name, filtered, paginated (`next_after` names the next page).
 async fn list_checks(
     State(state): State<AppState>,
     caller: Caller,
@@ -533,10 +592,29 @@ async fn list_checks(
             "status: must be one of ok, warn, crit, unknown, pending",
         ));
     }
+    let label = match query.label.as_deref() {
+        None => None,
+        Some(text) => match text.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Some((key.to_string(), value.to_string())),
+            _ => return Err(ApiError::bad_request("label: expected `key=value`")),
+        },
+    };
+    let limit = query.limit.unwrap_or(1_000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: must be between 1 and 10000"));
+    }
     let rows = state.store.read(warden_store::checks::list).await?;
     let heartbeats = heartbeat_rows(&state, &caller).await?;
-    let checks: Vec<Value> = rows
+    let mut checks: Vec<Value> = Vec::new();
+    let mut next_after = None;
+    for row in rows
         .iter()
+        .filter(|row| {
+            query
+                .after
+                .as_deref()
+                .is_none_or(|after| row.name.as_str() > after)
+        })
         .filter(|row| match query.status.as_deref() {
             None => true,
             Some("pending") => row.status.is_none(),
@@ -548,9 +626,26 @@ async fn list_checks(
                 .as_deref()
                 .is_none_or(|needle| row.name.contains(needle))
         })
-        .map(|row| check_json(row, heartbeats.get(&row.id), &state.public_url))
-        .collect();
-    Ok(Json(json!({ "checks": checks })))
+        .filter(|row| query.kind.as_deref().is_none_or(|kind| row.kind == kind))
+        .filter(|row| {
+            label.as_ref().is_none_or(|(key, value)| {
+                state
+                    .catalog
+                    .get(&row.name)
+                    .is_some_and(|meta| meta.labels.get(key) == Some(value))
+            })
+        })
+    {
+        if checks.len() == limit {
+            next_after = checks
+                .last()
+                .and_then(|c| c["name"].as_str())
+                .map(str::to_string);
+            break;
+        }
+        checks.push(check_json(&state, row, heartbeats.get(&row.id)));
+    }
+    Ok(Json(json!({ "checks": checks, "next_after": next_after })))
 }
 
 async fn get_check(
@@ -566,11 +661,7 @@ async fn get_check(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("check `{name}` not found")))?;
     let heartbeats = heartbeat_rows(&state, &caller).await?;
-    Ok(Json(check_json(
-        &row,
-        heartbeats.get(&row.id),
-        &state.public_url,
-    )))
+    Ok(Json(check_json(&state, &row, heartbeats.get(&row.id))))
 }
 
 /// Forces a run of a check now, ahead of scheduled runs; the overlap policy does not apply.

@@ -136,22 +136,28 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let hash = hash_token(token);
-        let found = state
-            .store
-            .read(move |conn| warden_store::tokens::find_live(conn, &hash, warden_store::now_ms()))
-            .await?;
-        let Some((row, stored_hash)) = found else {
-            return Err(unauthorized("invalid, expired or revoked token"));
-        };
-        if !bool::from(stored_hash.as_slice().ct_eq(hash.as_slice())) {
-            return Err(unauthorized("invalid, expired or revoked token"));
-        }
-        let role =
-            Role::parse(&row.role).ok_or_else(|| unauthorized("token has an unknown role"))?;
-        Ok(Caller {
-            role,
-            token_id: row.id,
-        })
+        caller_for_token(state, token).await
     }
+}
+
+/// The caller a token string belongs to, checked as the `Caller` extractor checks a bearer
+/// header (for `?token=`: browsers cannot set headers on a WebSocket).
+pub(crate) async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::Unauthorized, message);
+    let hash = hash_token(token);
+    let found = state
+        .store
+        .read(move |conn| warden_store::tokens::find_live(conn, &hash, warden_store::now_ms()))
+        .await?;
+    let Some((row, stored_hash)) = found else {
+        return Err(unauthorized("invalid, expired or revoked token"));
+    };
+    if !bool::from(stored_hash.as_slice().ct_eq(hash.as_slice())) {
+        return Err(unauthorized("invalid, expired or revoked token"));
+    }
+    let role = Role::parse(&row.role).ok_or_else(|| unauthorized("token has an unknown role"))?;
+    Ok(Caller {
+        role,
+        token_id: row.id,
+    })
 }

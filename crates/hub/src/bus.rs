@@ -2,12 +2,20 @@
 //! privileged subscriber fed through a bounded channel with back-pressure (results must reach
 //! the store); live subscribers get a bounded broadcast and, when slow, are told how many events
 //! they missed instead of slowing anyone down.
+//!
+//! Under the same lock that numbers events the bus also keeps the live state (latest status per
+//! check, runs in flight: [`LiveState`]) and a bounded replay ring of the latest events, so a new
+//! live subscriber gets a copy of the state as of sequence S and a receiver whose first event is
+//! exactly S+1 (or, resuming, the ring's events after its `since` and then the receiver).
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, mpsc};
+
+use crate::live::{LiveState, Snapshot};
 
 /// Which stream an output line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,40 +79,208 @@ pub enum EventKind {
         duration_ms: i64,
         finished_at: i64,
         samples: Vec<SamplePoint>,
+        /// Why a probe failed (`dns`, `connect`, `tls`, `timeout`, `http`, `condition`); `None`
+        /// when nothing failed or the run's kind names no reasons.
+        reason: Option<&'static str>,
+    },
+    /// A rule fired (alerting).
+    IncidentOpened {
+        incident_id: i64,
+        rule: String,
+        /// The check's name, or the series key for a series rule.
+        subject: String,
+        check: Option<String>,
+        severity: &'static str,
+        status: String,
+        summary: String,
+        /// Notifications held by a maintenance window.
+        held: bool,
+    },
+    IncidentAcknowledged {
+        incident_id: i64,
+        by: String,
+        note: String,
+    },
+    IncidentResolved {
+        incident_id: i64,
+        rule: String,
+        subject: String,
+        status: String,
+        summary: String,
+    },
+    /// A notification was delivered (`event`: opened, repeat-N, resolved).
+    NotificationSent {
+        incident_id: Option<i64>,
+        notifier: String,
+        event: String,
+        attempts: u32,
+    },
+    /// A delivery attempt failed; `will_retry` false means for good (recorded and counted).
+    NotificationFailed {
+        incident_id: Option<i64>,
+        notifier: String,
+        event: String,
+        attempts: u32,
+        error: String,
+        will_retry: bool,
     },
 }
 
 impl EventKind {
+    /// Every kind's [`name`](EventKind::name), for validating subscription filters.
+    pub const NAMES: &'static [&'static str] = &[
+        "run_queued",
+        "run_started",
+        "output_line",
+        "run_finished",
+        "incident_opened",
+        "incident_acknowledged",
+        "incident_resolved",
+        "notification_sent",
+        "notification_failed",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::RunQueued { .. } => "run_queued",
             EventKind::RunStarted { .. } => "run_started",
             EventKind::OutputLine { .. } => "output_line",
             EventKind::RunFinished { .. } => "run_finished",
+            EventKind::IncidentOpened { .. } => "incident_opened",
+            EventKind::IncidentAcknowledged { .. } => "incident_acknowledged",
+            EventKind::IncidentResolved { .. } => "incident_resolved",
+            EventKind::NotificationSent { .. } => "notification_sent",
+            EventKind::NotificationFailed { .. } => "notification_failed",
         }
     }
 
-    pub fn run_id(&self) -> i64 {
+    /// The run the event is about; `None` for alerting events.
+    pub fn run_id(&self) -> Option<i64> {
         match self {
             EventKind::RunQueued { run_id, .. }
             | EventKind::RunStarted { run_id, .. }
             | EventKind::OutputLine { run_id, .. }
-            | EventKind::RunFinished { run_id, .. } => *run_id,
+            | EventKind::RunFinished { run_id, .. } => Some(*run_id),
+            EventKind::IncidentOpened { .. }
+            | EventKind::IncidentAcknowledged { .. }
+            | EventKind::IncidentResolved { .. }
+            | EventKind::NotificationSent { .. }
+            | EventKind::NotificationFailed { .. } => None,
         }
     }
 }
 
 /// An event with its bus sequence number.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     pub seq: u64,
     pub kind: EventKind,
+    /// When the bus numbered it: microseconds since the Unix epoch.
+    pub published_us: i64,
+    /// The check it concerns, when known: the run's check, also for output lines (resolved from
+    /// the runs in flight).
+    pub check: Option<Arc<str>>,
+    /// The live wire form, encoded once by the first connection that sends it.
+    pub(crate) wire: OnceLock<Utf8Bytes>,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        self.seq == other.seq
+            && self.kind == other.kind
+            && self.published_us == other.published_us
+            && self.check == other.check
+    }
+}
+
+impl Event {
+    /// Rough memory held by the event (and its wire form), for the replay ring's byte bound.
+    fn approx_bytes(&self) -> usize {
+        let strings = match &self.kind {
+            EventKind::RunQueued { check, .. } => check.as_ref().map_or(0, String::len),
+            EventKind::RunStarted { check, worker, .. } => {
+                check.as_ref().map_or(0, String::len) + worker.len()
+            }
+            EventKind::OutputLine { line, .. } => line.len(),
+            EventKind::RunFinished {
+                check,
+                summary,
+                samples,
+                ..
+            } => {
+                check.as_ref().map_or(0, String::len)
+                    + summary.len()
+                    + samples
+                        .iter()
+                        .map(|point| 64 + point.series.len() + point.labels.len())
+                        .sum::<usize>()
+            }
+            EventKind::IncidentOpened {
+                rule,
+                subject,
+                summary,
+                ..
+            } => rule.len() + subject.len() + summary.len() + 64,
+            EventKind::IncidentAcknowledged { by, note, .. } => by.len() + note.len(),
+            EventKind::IncidentResolved {
+                rule,
+                subject,
+                summary,
+                ..
+            } => rule.len() + subject.len() + summary.len(),
+            EventKind::NotificationSent {
+                notifier, event, ..
+            } => notifier.len() + event.len(),
+            EventKind::NotificationFailed {
+                notifier,
+                event,
+                error,
+                ..
+            } => notifier.len() + event.len() + error.len(),
+        };
+        // The struct and its allocation, then the strings twice (kept, and in the wire form).
+        256 + 2 * strings
+    }
+}
+
+/// How a bus buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct BusOptions {
+    /// Events a live subscriber may fall behind before it is told it lagged.
+    pub live_capacity: usize,
+    /// Events waiting for the recorder before publishers wait.
+    pub recorder_capacity: usize,
+    /// Latest events kept for subscribers resuming with `since` (0: none).
+    pub replay_events: usize,
+    /// Upper bound on the replay ring's estimated memory.
+    pub replay_bytes: usize,
+    /// The first event's sequence number.
+    pub first_seq: u64,
+}
+
+/// Where a live subscription starts; the receiver beside it yields exactly what follows.
+#[derive(Debug)]
+pub(crate) enum Start {
+    /// The state as of `snapshot.seq`; `too_old` when a `since` could not be served from the
+    /// replay ring.
+    Snapshot { snapshot: Snapshot, too_old: bool },
+    /// Every event after `since` up to the subscription point, in order.
+    Resume { since: u64, missed: Vec<Arc<Event>> },
+}
+
+/// A live subscription: where it starts, and the receiver of every event after that.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) start: Start,
+    pub(crate) live: broadcast::Receiver<Arc<Event>>,
 }
 
 /// Counters for `/metrics` and tests.
 #[derive(Debug, Default)]
 pub struct BusStats {
     pub published: AtomicU64,
+    /// Events pushed out of the live buffer before every live subscriber had seen them.
+    pub lagged: AtomicU64,
 }
 
 /// The bus handle; cheap to clone.
@@ -113,10 +289,23 @@ pub struct Bus {
     inner: Arc<BusInner>,
 }
 
+/// Everything that changes with each event, under one lock.
+struct BusState {
+    next_seq: u64,
+    live_state: LiveState,
+    replay: VecDeque<Arc<Event>>,
+    replay_bytes: usize,
+}
+
 struct BusInner {
-    next_seq: Mutex<u64>,
+    state: Mutex<BusState>,
+    options: BusOptions,
     live: broadcast::Sender<Arc<Event>>,
+    /// Slots in the live buffer (tokio rounds the capacity up to a power of two).
+    live_slots: usize,
     recorder: mpsc::Sender<Arc<Event>>,
+    /// The alerter's lossless tap (every `RunFinished`, with back-pressure), once attached.
+    alerter: OnceLock<mpsc::Sender<Arc<Event>>>,
     stats: BusStats,
 }
 
@@ -129,17 +318,38 @@ impl std::fmt::Debug for Bus {
 impl Bus {
     /// A bus whose live subscribers each buffer `live_capacity` events, and the receiver the
     /// recorder reads (bounded at `recorder_capacity`).
+    /// Its replay ring keeps the latest 65,536 events (at most 64 MiB); numbering starts at 1.
     pub fn new(
         live_capacity: usize,
         recorder_capacity: usize,
     ) -> (Bus, mpsc::Receiver<Arc<Event>>) {
+        Bus::with_options(BusOptions {
+            live_capacity,
+            recorder_capacity,
+            replay_events: 65_536,
+            replay_bytes: 64 * 1024 * 1024,
+            first_seq: 1,
+        })
+    }
+
+    /// A bus buffering as `options` say, and the receiver the recorder reads.
+    pub fn with_options(options: BusOptions) -> (Bus, mpsc::Receiver<Arc<Event>>) {
+        let live_capacity = options.live_capacity;
         let (live, _) = broadcast::channel(live_capacity.max(1));
-        let (recorder, recorder_rx) = mpsc::channel(recorder_capacity.max(1));
+        let (recorder, recorder_rx) = mpsc::channel(options.recorder_capacity.max(1));
         let bus = Bus {
             inner: Arc::new(BusInner {
-                next_seq: Mutex::new(1),
+                state: Mutex::new(BusState {
+                    next_seq: options.first_seq,
+                    live_state: LiveState::default(),
+                    replay: VecDeque::new(),
+                    replay_bytes: 0,
+                }),
+                options,
                 live,
+                live_slots: live_capacity.max(1).next_power_of_two(),
                 recorder,
+                alerter: OnceLock::new(),
                 stats: BusStats::default(),
             }),
         };
@@ -154,23 +364,46 @@ impl Bus {
     /// but may not be recorded.
     pub async fn publish(&self, kind: EventKind) -> u64 {
         let event = {
-            let mut next = self
-                .inner
-                .next_seq
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let event = Arc::new(Event { seq: *next, kind });
-            *next += 1;
+            let mut state = self.inner.lock_state();
+            let published_us = now_us();
+            let check = state.live_state.apply(&kind, published_us / 1_000);
+            let event = Arc::new(Event {
+                seq: state.next_seq,
+                kind,
+                published_us,
+                check,
+                wire: OnceLock::new(),
+            });
+            state.next_seq += 1;
+            state.remember(&event, &self.inner.options);
+            // A full buffer means this send evicts an event some subscriber has not seen yet.
+            if self.inner.live.len() >= self.inner.live_slots {
+                self.inner.stats.lagged.fetch_add(1, Ordering::Relaxed);
+            }
             // Under the lock, so live subscribers see sequence numbers in order.
             let _ = self.inner.live.send(Arc::clone(&event));
             event
         };
         self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
         let seq = event.seq;
+        if let EventKind::RunFinished { .. } = &event.kind
+            && let Some(alerter) = self.inner.alerter.get()
+            && alerter.send(Arc::clone(&event)).await.is_err()
+        {
+            tracing::debug!(seq, "alerter is gone; run not evaluated");
+        }
         if self.inner.recorder.send(event).await.is_err() {
             tracing::warn!(seq, "recorder is gone; event not recorded");
         }
         seq
+    }
+
+    /// The alerter's tap: every later `RunFinished`, through a channel bounded at `capacity`
+    /// (publishers wait for room, as for the recorder). `None` if one is attached already.
+    pub(crate) fn attach_alerter(&self, capacity: usize) -> Option<mpsc::Receiver<Arc<Event>>> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        self.inner.alerter.set(sender).ok()?;
+        Some(receiver)
     }
 
     /// A live subscription starting after the current last event.
@@ -178,16 +411,94 @@ impl Bus {
         self.inner.live.subscribe()
     }
 
+    /// A live subscription lined up with the state: under the numbering lock, either a copy of
+    /// the live state as of the last event, or (when `since` is given and every event after it
+    /// is still in the replay ring) those events; plus a receiver whose first event is the one
+    /// after. The copy is pointers only (`Arc`s), so the lock is held for microseconds.
+    pub(crate) fn subscribe_from(&self, since: Option<u64>) -> Subscription {
+        let state = self.inner.lock_state();
+        let live = self.inner.live.subscribe();
+        let last = state.next_seq - 1;
+        let oldest = state
+            .replay
+            .front()
+            .map_or(state.next_seq, |event| event.seq);
+        let start = match since {
+            Some(since) if since <= last && since.saturating_add(1) >= oldest => {
+                let skip = usize::try_from(since + 1 - oldest).unwrap_or(usize::MAX);
+                Start::Resume {
+                    since,
+                    missed: state.replay.range(skip..).cloned().collect(),
+                }
+            }
+            Some(_) => Start::Snapshot {
+                snapshot: state.live_state.snapshot(last),
+                too_old: true,
+            },
+            None => Start::Snapshot {
+                snapshot: state.live_state.snapshot(last),
+                too_old: false,
+            },
+        };
+        Subscription { start, live }
+    }
+
+    /// Replaces the live state (at start, from the store, before anything is published).
+    pub(crate) fn seed(&self, live_state: LiveState) {
+        let mut state = self.inner.lock_state();
+        debug_assert_eq!(
+            state.next_seq, self.inner.options.first_seq,
+            "seed the live state before publishing"
+        );
+        state.live_state = live_state;
+    }
+
     /// The sequence number the next event will get.
     pub fn next_seq(&self) -> u64 {
-        *self
-            .inner
-            .next_seq
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock_state().next_seq
     }
 
     pub fn published(&self) -> u64 {
         self.inner.stats.published.load(Ordering::Relaxed)
     }
+
+    /// Events live subscribers missed because they were too slow (see [`BusStats::lagged`]).
+    pub fn lagged(&self) -> u64 {
+        self.inner.stats.lagged.load(Ordering::Relaxed)
+    }
+}
+
+impl BusInner {
+    fn lock_state(&self) -> MutexGuard<'_, BusState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl BusState {
+    /// Keeps the event in the replay ring, dropping the oldest beyond the count or byte bound.
+    fn remember(&mut self, event: &Arc<Event>, options: &BusOptions) {
+        if options.replay_events == 0 {
+            return;
+        }
+        self.replay_bytes += event.approx_bytes();
+        self.replay.push_back(Arc::clone(event));
+        while self.replay.len() > options.replay_events
+            || (self.replay_bytes > options.replay_bytes && self.replay.len() > 1)
+        {
+            let Some(old) = self.replay.pop_front() else {
+                break;
+            };
+            self.replay_bytes -= old.approx_bytes();
+        }
+    }
+}
+
+/// Wall-clock microseconds since the Unix epoch.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

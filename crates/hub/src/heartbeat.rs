@@ -340,6 +340,7 @@ impl Heartbeats {
                         duration_ms: 0,
                         finished_at: now,
                         samples: Vec::new(),
+                        reason: None,
                     })
                     .await;
                 }
@@ -413,6 +414,7 @@ async fn receive(
     let Ok(Query(query)) = query else {
         return ping_response(StatusCode::BAD_REQUEST, "invalid query");
     };
+    state.metrics.ping_received(kind.as_str());
     let remote = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -524,6 +526,7 @@ async fn receive(
                     duration_ms,
                     finished_at: at,
                     samples,
+                    reason: None,
                 })
                 .await;
         }

@@ -2,12 +2,16 @@
 //! schedules and runs checks. `Hub::start` does everything that can fail at startup, so the
 //! binary can report it as one clear line before serving.
 
+pub mod alerting;
 mod api;
 mod auth;
 pub mod bus;
 pub mod defaults;
 mod error;
 pub mod heartbeat;
+mod live;
+mod query;
+mod metrics;
 pub mod recorder;
 pub mod scheduler;
 pub mod worker;
@@ -43,6 +47,8 @@ pub enum HubError {
     Serve(std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    Notifier(String),
 }
 
 /// How to start a hub.
@@ -77,6 +83,17 @@ pub(crate) struct AppState {
     pub(crate) heartbeats: heartbeat::Heartbeats,
     /// Base URL for links users follow (ping URLs).
     pub(crate) public_url: Arc<str>,
+    /// Live event subscribers (`/api/v1/events`).
+    pub(crate) live: live::Live,
+    /// What the API shows of each configured check's definition, by name (parsed once).
+    pub(crate) catalog: Arc<std::collections::HashMap<String, api::CheckMeta>>,
+    /// The local pool's runs in progress (so a cancel stops them at once).
+    pub(crate) runs_in_flight: worker::RunsInFlight,
+    pub(crate) metrics: metrics::Metrics,
+    /// Serve `/metrics` without a token (`[hub] metrics_public`).
+    pub(crate) metrics_public: bool,
+    /// Notifiers, rules and the alerter's control channel (incidents, silences, tests).
+    pub(crate) alerting: alerting::Alerting,
 }
 
 /// A hub that has opened its store and bound its port, ready to serve.
@@ -86,6 +103,7 @@ pub struct Hub {
     checks: Vec<ScheduledCheck>,
     worker: WorkerOptions,
     recorder_events: tokio::sync::mpsc::Receiver<Arc<bus::Event>>,
+    alerter: alerting::AlerterParts,
     recorded: watch::Sender<u64>,
     admin_token: Option<String>,
     data_dir: PathBuf,
@@ -143,6 +161,12 @@ impl Hub {
             .write(|conn| warden_store::heartbeats::ensure(conn, heartbeat::new_ping_key))
             .await?;
         let heartbeats = heartbeat::Heartbeats::new(&configured, &heartbeat_rows);
+        let catalog = Arc::new(
+            configured
+                .iter()
+                .map(|(_, check)| (check.name.clone(), api::CheckMeta::of(check)))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
         // Heartbeats are pushed, never scheduled.
         let checks = configured
             .into_iter()
@@ -161,7 +185,20 @@ impl Hub {
                 })
                 .as_str(),
         );
-        let (bus, recorder_events) = Bus::new(4_096, 8_192);
+        let live_options = live::LiveOptions::from_env();
+        let (bus, recorder_events) = Bus::with_options(live_options.bus_options());
+        live::seed(&bus, &store).await?;
+        let metrics = metrics::Metrics::new(
+            store.clone(),
+            bus.clone(),
+            &store.read(warden_store::checks::list).await?,
+        );
+        let alerter_events = bus
+            .attach_alerter(8_192)
+            .ok_or_else(|| HubError::Internal("the alerter's bus tap is taken".to_string()))?;
+        let (alerting, alerter) =
+            alerting::Alerting::new(&config, Arc::clone(&public_url), alerter_events)
+                .map_err(HubError::Notifier)?;
         let (recorded, recorded_rx) = watch::channel(0u64);
         Ok(Hub {
             listener,
@@ -173,10 +210,17 @@ impl Hub {
                 recorded: recorded_rx,
                 heartbeats,
                 public_url,
+                live: live::Live::new(live_options),
+                catalog,
+                runs_in_flight: worker::RunsInFlight::default(),
+                metrics,
+                metrics_public: config.hub.metrics_public,
+                alerting,
             },
             checks,
             worker: options.worker,
             recorder_events,
+            alerter,
             recorded,
             admin_token,
             data_dir,
@@ -210,25 +254,34 @@ impl Hub {
             checks,
             worker,
             recorder_events,
+            alerter,
             recorded,
             data_dir,
             shutdown_grace,
             tracker,
             ..
         } = self;
-        let recorder = tokio::spawn(recorder::run(
+        let recorder = tokio::spawn(recorder::run_observed(
             state.store.clone(),
             recorder_events,
             recorder::RecorderOptions::default(),
             recorded,
+            Some(state.metrics.clone()),
         ));
         let stop_work = CancellationToken::new();
         let abort_runs = CancellationToken::new();
-        let pool = WorkerPool::new(
+        // Subscribed before anything runs, so the metrics miss no event.
+        tracker.spawn(state.metrics.clone().follow(
+            state.bus.subscribe(),
+            state.store.clone(),
+            stop_work.clone(),
+        ));
+        let pool = WorkerPool::with_runs(
             state.store.clone(),
             state.bus.clone(),
             Arc::clone(&state.wake),
             worker,
+            state.runs_in_flight.clone(),
         );
         tracker.spawn(pool.run(stop_work.clone(), abort_runs.clone()));
         let sink = StoreSink {
@@ -238,6 +291,14 @@ impl Hub {
         };
         let check_count = checks.len();
         tracker.spawn(Scheduler::new(SystemClock, sink, &checks).run(stop_work.clone()));
+        tracker.spawn(query::rollup_loop(state.store.clone(), stop_work.clone()));
+        state.alerting.spawn(
+            alerter,
+            &tracker,
+            state.store.clone(),
+            state.bus.clone(),
+            stop_work.clone(),
+        );
         tracker.spawn(state.heartbeats.clone().monitor(
             state.store.clone(),
             state.bus.clone(),
@@ -247,6 +308,13 @@ impl Hub {
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tracing::info!(%addr, data = %data_dir.display(), checks = check_count, "hub listening");
         let server_shutdown = shutdown.clone();
+        // No Nagle: live events are small frames, and Nagle plus the client's delayed ACK holds
+        // them back ~40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             server_shutdown.cancelled().await;
         });
@@ -264,6 +332,7 @@ impl Hub {
             }
         };
         drop(server);
+        state.live.close_all();
         stop_work.cancel();
         tracker.close();
         if tokio::time::timeout(shutdown_grace, tracker.wait())

@@ -29,9 +29,20 @@ impl Default for RecorderOptions {
 /// a reader who saw an event live can wait until it is in the store.
 pub async fn run(
     store: Store,
+    events: mpsc::Receiver<Arc<Event>>,
+    options: RecorderOptions,
+    flushed: watch::Sender<u64>,
+) {
+    run_observed(store, events, options, flushed, None).await;
+}
+
+/// [`run`], counting batches and their sizes in `metrics`.
+pub(crate) async fn run_observed(
+    store: Store,
     mut events: mpsc::Receiver<Arc<Event>>,
     options: RecorderOptions,
     flushed: watch::Sender<u64>,
+    metrics: Option<crate::metrics::Metrics>,
 ) {
     let series_ids: Arc<std::sync::Mutex<HashMap<(String, String), i64>>> = Arc::default();
     let mut batch: Vec<Arc<Event>> = Vec::with_capacity(options.max_events);
@@ -49,7 +60,12 @@ pub async fn run(
             }
         }
         let highest = batch.iter().map(|event| event.seq).max().unwrap_or(0);
-        if flush(&store, std::mem::take(&mut batch), Arc::clone(&series_ids)).await {
+        let size = batch.len();
+        let stored = flush(&store, std::mem::take(&mut batch), Arc::clone(&series_ids)).await;
+        if let Some(metrics) = &metrics {
+            metrics.recorder_batch(size, stored);
+        }
+        if stored {
             flushed.send_modify(|seq| *seq = (*seq).max(highest));
         }
     }
@@ -66,6 +82,12 @@ async fn flush(
         EventKind::OutputLine { record, .. } => *record,
         EventKind::RunFinished { .. } => true,
         EventKind::RunQueued { .. } | EventKind::RunStarted { .. } => false,
+        // The alerter keeps incidents and notifications in the store itself.
+        EventKind::IncidentOpened { .. }
+        | EventKind::IncidentAcknowledged { .. }
+        | EventKind::IncidentResolved { .. }
+        | EventKind::NotificationSent { .. }
+        | EventKind::NotificationFailed { .. } => false,
     });
     if !stores_something {
         return true;
@@ -104,7 +126,13 @@ async fn flush(
                             points.push(Sample { series_id, ts: point.ts, value: point.value });
                         }
                     }
-                    EventKind::RunQueued { .. } | EventKind::RunStarted { .. } => {}
+                    EventKind::RunQueued { .. }
+                    | EventKind::RunStarted { .. }
+                    | EventKind::IncidentOpened { .. }
+                    | EventKind::IncidentAcknowledged { .. }
+                    | EventKind::IncidentResolved { .. }
+                    | EventKind::NotificationSent { .. }
+                    | EventKind::NotificationFailed { .. } => {}
                 }
             }
             samples::insert(conn, &points)?;

@@ -24,6 +24,11 @@ use warden_store::{Connection, StoreError};
 
 /// A wall-clock difference from monotonic time beyond this is a clock jump.
 const JUMP_THRESHOLD_MS: i64 = 2_000;
+
+/// Slots due within this many milliseconds go out together with the one due now, so checks
+/// spread by splay over neighbouring milliseconds cost one wake-up and one enqueue write, not
+/// one each. A slot therefore starts up to this early; workers lease with the same horizon.
+pub const EARLY_MS: i64 = 4;
 /// Longest single sleep, so a backward jump is noticed even with no check due for hours.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// With `overlap = "queue"`, at most this many runs of a check are live (one running, one waiting).
@@ -228,7 +233,7 @@ impl<C: WallClock, S: SlotSink> Scheduler<C, S> {
             last_wall = now;
             last_mono = tokio::time::Instant::now();
 
-            let due = self.pop_due(now);
+            let due = self.pop_due(now, now + EARLY_MS);
             if !due.is_empty() {
                 self.stats
                     .fired
@@ -249,10 +254,11 @@ impl<C: WallClock, S: SlotSink> Scheduler<C, S> {
         }
     }
 
-    fn pop_due(&mut self, now: i64) -> Vec<DueSlot> {
+    /// Takes every slot due at or before `horizon` (now, or a little after: [`EARLY_MS`]).
+    fn pop_due(&mut self, now: i64, horizon: i64) -> Vec<DueSlot> {
         let mut due = Vec::new();
         while let Some(Reverse((slot_ms, index))) = self.heap.peek().copied() {
-            if slot_ms > now {
+            if slot_ms > horizon {
                 break;
             }
             self.heap.pop();

@@ -144,10 +144,14 @@ async fn every_slots_are_aligned_splayed_and_on_time() {
         }
         per_second[(splay / 1_000) as usize] += 1;
     }
-    // On the paused clock every later slot fires exactly at its time.
+    // On the paused clock every later slot fires at its time, or up to EARLY_MS before it
+    // together with a slot due then.
     for (name, slot, at) in &fired {
         if *slot > BASE + 3_000 {
-            assert_eq!(at, slot, "{name} fired late");
+            assert!(
+                *at <= *slot && *at >= slot - crate::scheduler::EARLY_MS,
+                "{name} fired at {at} for slot {slot}"
+            );
         }
     }
     // 1,000 checks on one interval spread over it: no second of the 10 holds more than 15 %.

@@ -24,8 +24,10 @@ use crate::bus::{Bus, EventKind, OutputStream, SamplePoint};
 /// How the pool behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Runs at once.
+    /// Runs at once, of every kind (in-process probes mostly wait on the network).
     pub concurrency: usize,
+    /// Of those, processes (`exec` checks) at once: bounded by what the machine can spawn.
+    pub process_concurrency: usize,
     /// Lease length; heartbeats extend it every third of it.
     pub lease: Duration,
     /// Poll interval when idle and not woken (runs that become due by time, retries).
@@ -44,7 +46,8 @@ impl Default for WorkerOptions {
             .map(|n| n.get())
             .unwrap_or(2);
         WorkerOptions {
-            concurrency: 4 * cores,
+            concurrency: 256,
+            process_concurrency: 4 * cores,
             lease: Duration::from_secs(30),
             idle_poll: Duration::from_millis(500),
             output_cap: warden_exec::DEFAULT_OUTPUT_CAP,
@@ -57,9 +60,24 @@ impl Default for WorkerOptions {
 /// The run kinds the local pool executes; other kinds are left for workers that run them.
 pub const LOCAL_KINDS: &[&str] = &["check"];
 
-struct InFlight {
+pub(crate) struct InFlight {
     fence: i64,
     cancel: CancellationToken,
+}
+
+/// The local pool's runs in progress, by run id; shared so a cancel through the API stops the
+/// process at once instead of at the next lease heartbeat.
+#[derive(Clone, Default)]
+pub(crate) struct RunsInFlight(Arc<Mutex<HashMap<i64, InFlight>>>);
+
+impl RunsInFlight {
+    /// Stops a local run if it is running here; true when it was.
+    pub(crate) fn cancel(&self, run_id: i64) -> bool {
+        match self.0.lock() {
+            Ok(map) => map.get(&run_id).map(|entry| entry.cancel.cancel()).is_some(),
+            Err(_) => false,
+        }
+    }
 }
 
 /// Host samplers by check id: each keeps the previous counters its rates come from.
@@ -73,17 +91,29 @@ pub struct WorkerPool {
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
+    processes: Arc<Semaphore>,
 }
 
 impl WorkerPool {
     pub fn new(store: Store, bus: Bus, wake: Arc<Notify>, options: WorkerOptions) -> WorkerPool {
+        WorkerPool::with_runs(store, bus, wake, options, RunsInFlight::default())
+    }
+
+    pub(crate) fn with_runs(
+        store: Store,
+        bus: Bus,
+        wake: Arc<Notify>,
+        options: WorkerOptions,
+        runs: RunsInFlight,
+    ) -> WorkerPool {
         WorkerPool {
             store,
             bus,
             wake,
-            options,
-            in_flight: Arc::new(Mutex::new(HashMap::new())),
+            in_flight: runs.0,
             hosts: Arc::default(),
+            processes: Arc::new(Semaphore::new(options.process_concurrency.max(1))),
+            options,
         }
     }
 
@@ -117,7 +147,7 @@ impl WorkerPool {
                         LOCAL_KINDS,
                         free,
                         lease_ms,
-                        warden_store::now_ms(),
+                        warden_store::now_ms() + crate::scheduler::EARLY_MS,
                     )
                 })
                 .await;
@@ -163,6 +193,7 @@ impl WorkerPool {
                     options: self.options.clone(),
                     in_flight: Arc::clone(&self.in_flight),
                     hosts: Arc::clone(&self.hosts),
+                    processes: Arc::clone(&self.processes),
                 };
                 runs.spawn(async move {
                     job.execute(lease, cancel).await;
@@ -231,6 +262,7 @@ struct RunJob {
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
+    processes: Arc<Semaphore>,
 }
 
 /// A finished run's result in one shape for every kind.
@@ -357,6 +389,7 @@ impl RunJob {
                 duration_ms,
                 finished_at,
                 samples,
+                reason: outcome.reason,
             })
             .await;
     }
@@ -502,6 +535,11 @@ impl RunJob {
                 "heartbeat checks are pushed by the job they watch; they are never run",
             )),
             CheckKind::Exec(exec) => {
+                // Wait for a process slot; a cancelled wait reports nothing.
+                let _process = tokio::select! {
+                    permit = Arc::clone(&self.processes).acquire_owned() => permit.ok()?,
+                    () = cancel.cancelled() => return None,
+                };
                 let spec = ProcessSpec {
                     command: exec.command.clone(),
                     env: exec

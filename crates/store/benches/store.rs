@@ -2,7 +2,11 @@
 //! concurrent workers, and batched sample ingest, each beside the bare database doing the
 //! equivalent writes in a plain rusqlite loop in the same run. Real files, real schema and indexes.
 //!
-//! Options (env): WARDEN_BENCH_RUNS (default 200000), WARDEN_BENCH_SAMPLES (default 2000000).
+//! Also: a series range query over 1,000,000 samples returning 500 points, from the per-minute
+//! rollups, beside the same query over the raw samples in the same run.
+//!
+//! Options (env): WARDEN_BENCH_RUNS (default 200000), WARDEN_BENCH_SAMPLES (default 2000000),
+//! WARDEN_BENCH_ONLY (letters: Q queue, S samples, R range query).
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,14 @@ fn main() {
             .unwrap_or(0),
         cpu_model()
     );
+    let only = std::env::var("WARDEN_BENCH_ONLY").unwrap_or_default();
+    let wanted = |letter: char| only.is_empty() || only.contains(letter);
+    if wanted('R') {
+        range_query(if quick { 20_000 } else { 1_000_000 });
+    }
+    if !wanted('Q') && !wanted('S') {
+        return;
+    }
     println!();
     println!("## queue cycle: enqueue -> lease -> complete, {runs} runs");
     let bare = bare_queue_cycle(runs);
@@ -80,6 +92,67 @@ fn main() {
         100.0 * rate / bare_keyed,
         100.0 * rate / bare_plain
     );
+}
+
+/// One series with `count` samples, one per second; query its whole range as 500 points, 50
+/// times, from rollups and from raw samples.
+fn range_query(count: usize) {
+    let dir = temp();
+    let mut conn = bare_connection(dir.path());
+    warden_store::migrate_for_bench(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+    let id =
+        samples::resolve_series(&conn, "web.response_time", "{}").unwrap_or_else(|e| panic!("{e}"));
+    let start = 1_700_000_000_000i64;
+    let step_in = 1_000i64;
+    for chunk in (0..count as i64).collect::<Vec<_>>().chunks(50_000) {
+        conn.execute_batch("BEGIN")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let batch: Vec<Sample> = chunk
+            .iter()
+            .map(|i| Sample {
+                series_id: id,
+                ts: start + i * step_in,
+                value: (i % 1000) as f64 / 10.0,
+            })
+            .collect();
+        samples::insert(&conn, &batch).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("COMMIT")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let from = start;
+    let to = start + count as i64 * step_in;
+    let step = (to - from) / 500 + 1;
+    let time = |label: &str| {
+        let mut times = Vec::new();
+        let mut points = 0;
+        for _ in 0..50 {
+            let began = Instant::now();
+            points = samples::query(&conn, id, from, to, step, samples::Aggregate::Avg)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .len();
+            times.push(began.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{label:<44} p50 {:>7.1} ms  p99 {:>7.1} ms  ({points} points)",
+            times[times.len() / 2],
+            times[times.len() * 99 / 100]
+        );
+        times[times.len() / 2]
+    };
+    println!();
+    println!("## series range query: {count} samples (1/s), whole range as 500 points, avg");
+    let raw = time("raw samples (no rollups yet)");
+    let began = Instant::now();
+    let upto = to.div_euclid(BUCKET_MS);
+    while samples::roll_up(&conn, upto, 10_000).unwrap_or_else(|e| panic!("{e}")) > 0 {}
+    println!(
+        "{:<44} {:>7.1} s",
+        "rolling everything up, once",
+        began.elapsed().as_secs_f64()
+    );
+    let rolled = time("per-minute rollups");
+    println!("{:<44} {:>7.1}x faster", "rollups vs raw", raw / rolled);
 }
 
 fn cpu_model() -> String {

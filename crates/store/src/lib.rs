@@ -5,6 +5,7 @@
 mod migrations;
 mod writer;
 
+pub mod alerting;
 pub mod checks;
 pub mod heartbeats;
 pub mod queue;
@@ -17,6 +18,12 @@ use std::sync::{Arc, Mutex};
 use rusqlite::OpenFlags;
 
 pub use migrations::SCHEMA_VERSION;
+
+/// Applies warden's schema to a bare connection (benchmarks compare against plain rusqlite).
+#[doc(hidden)]
+pub fn migrate_for_bench(conn: &mut Connection) -> Result<(), StoreError> {
+    migrations::migrate(conn)
+}
 pub use rusqlite::{Connection, params};
 pub use writer::WriterStats;
 

@@ -8,6 +8,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_heartbeats.sql"),
+    include_str!("../migrations/0003_alerting.sql"),
     include_str!("../migrations/0003_rollups.sql"),
 ];
 

@@ -761,3 +761,130 @@ fn tokens_list_and_revoke() {
     );
     assert!(tokens::revoke(&conn, 999, 1).unwrap_or(None).is_none());
 }
+
+#[test]
+fn incidents_deliveries_and_silences() {
+    use crate::alerting::{self, AckRefused, AttemptOutcome, NewIncident};
+    let conn = crate::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+    let new = NewIncident {
+        rule: "web-down".to_string(),
+        subject: "web-1".to_string(),
+        check_id: Some(1),
+        check_name: Some("web-1".to_string()),
+        severity: "critical".to_string(),
+        labels: "{}".to_string(),
+        status: Some("crit".to_string()),
+        summary: "HTTP 500".to_string(),
+        value: None,
+        message: "web-1 is crit".to_string(),
+        held: false,
+    };
+    let id = alerting::open_incident(&conn, &new, 1_000)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|id| panic!("already open: {id}"));
+    // One open incident per rule and subject.
+    assert_eq!(
+        alerting::open_incident(&conn, &new, 1_001).ok(),
+        Some(Err(id))
+    );
+    // The same notification is never queued twice.
+    let first = alerting::queue_delivery(&conn, Some(id), "ops", "opened", true, 1_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.is_some());
+    let again = alerting::queue_delivery(&conn, Some(id), "ops", "opened", false, 1_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, None);
+    // Held until released.
+    assert!(
+        alerting::due_deliveries(&conn, 5_000, 10)
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert_eq!(alerting::release_held(&conn, id, 2_000).ok(), Some(1));
+    let due = alerting::due_deliveries(&conn, 5_000, 10).unwrap_or_default();
+    assert_eq!(due.len(), 1);
+    let retry = AttemptOutcome::Retry {
+        error: "HTTP 503".to_string(),
+        next_at: 2_500,
+    };
+    alerting::record_attempt(&conn, &due[0], 1, &retry, 2_000).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        alerting::due_deliveries(&conn, 2_400, 10)
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let due = alerting::due_deliveries(&conn, 2_500, 10).unwrap_or_default();
+    alerting::record_attempt(&conn, &due[0], 2, &AttemptOutcome::Sent, 2_600)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let incident = alerting::get_incident(&conn, id).ok().flatten();
+    assert_eq!(
+        incident.as_ref().map(|i| i.state.as_str()),
+        Some("notified")
+    );
+    assert_eq!(incident.and_then(|i| i.notified_at), Some(2_600));
+    let acked = alerting::acknowledge(&conn, id, "alice", "looking", 3_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(acked.map(|i| i.state), Ok("acknowledged".to_string()));
+    assert_eq!(
+        alerting::resolve_incident(&conn, id, "ok", "ok again", 4_000).ok(),
+        Some(true)
+    );
+    assert_eq!(
+        alerting::resolve_incident(&conn, id, "ok", "ok again", 4_001).ok(),
+        Some(false)
+    );
+    assert_eq!(
+        alerting::acknowledge(&conn, id, "bob", "", 5_000)
+            .ok()
+            .map(|r| r.err()),
+        Some(Some(AckRefused::Resolved))
+    );
+    assert_eq!(
+        alerting::acknowledge(&conn, 99, "bob", "", 5_000)
+            .ok()
+            .map(|r| r.err()),
+        Some(Some(AckRefused::NotFound))
+    );
+    let timeline: Vec<String> = alerting::incident_events(&conn, id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|event| format!("{} {} {}", event.at, event.kind, event.detail))
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            "1000 opened HTTP 500",
+            "2000 attempt_failed opened attempt 1 failed: HTTP 503",
+            "2600 delivered opened (attempt 2)",
+            "3000 acknowledged by alice: looking",
+            "4000 resolved ok: ok again",
+        ]
+    );
+    // A new incident may open once the old one is resolved.
+    assert!(matches!(
+        alerting::open_incident(&conn, &new, 6_000),
+        Ok(Ok(_))
+    ));
+    let silence = alerting::insert_silence(&conn, "web*", "deploy", "admin", 0, 10_000, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        alerting::list_silences(&conn, false, 5_000)
+            .unwrap_or_default()
+            .len(),
+        1
+    );
+    assert_eq!(
+        alerting::list_silences(&conn, false, 10_000)
+            .unwrap_or_default()
+            .len(),
+        0
+    );
+    assert_eq!(
+        alerting::delete_silence(&conn, silence.id, 1).ok(),
+        Some(true)
+    );
+    assert_eq!(
+        alerting::delete_silence(&conn, silence.id, 1).ok(),
+        Some(false)
+    );
+}

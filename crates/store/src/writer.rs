@@ -22,6 +22,16 @@ pub struct WriterStats {
     pub operations: u64,
     pub largest_batch: u64,
     pub failed_commits: u64,
+    /// Transactions by operation count: entry `i` counts those with more operations than
+    /// `BATCH_SIZE_BOUNDS[i - 1]` and at most `BATCH_SIZE_BOUNDS[i]`; larger ones are the rest
+    /// of `transactions`.
+    pub batch_sizes: [u64; WriterStats::BATCH_SIZE_BOUNDS.len()],
+}
+
+impl WriterStats {
+    /// Upper bounds of the batch-size buckets (operations per transaction).
+    pub const BATCH_SIZE_BOUNDS: [u64; 13] =
+        [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 }
 
 #[derive(Default)]
@@ -30,6 +40,7 @@ struct Counters {
     operations: AtomicU64,
     largest_batch: AtomicU64,
     failed_commits: AtomicU64,
+    batch_sizes: [AtomicU64; WriterStats::BATCH_SIZE_BOUNDS.len()],
 }
 
 pub(crate) struct WriterHandle {
@@ -120,6 +131,9 @@ impl WriterHandle {
             operations: self.counters.operations.load(Ordering::Relaxed),
             largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
             failed_commits: self.counters.failed_commits.load(Ordering::Relaxed),
+            batch_sizes: std::array::from_fn(|i| {
+                self.counters.batch_sizes[i].load(Ordering::Relaxed)
+            }),
         }
     }
 
@@ -223,6 +237,12 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Op>, max_batch: usize, cou
                     drop(op);
                 }
             }
+        }
+        if let Some(bucket) = WriterStats::BATCH_SIZE_BOUNDS
+            .iter()
+            .position(|bound| size <= *bound)
+        {
+            counters.batch_sizes[bucket].fetch_add(1, Ordering::Relaxed);
         }
         counters.transactions.fetch_add(1, Ordering::Relaxed);
         counters.operations.fetch_add(size, Ordering::Relaxed);

@@ -15,6 +15,12 @@
 //!    scheduled runs that ran, scheduling lateness p99, hub RSS and CPU.
 //! F. Heartbeat ingest: `wrk` against `/ping/<key>` (SQLite, every ping stored), beside `wrk`
 //!    against the same hub's `/api/v1/health` in the same run.
+//! G. Live fan-out: WARDEN_BENCH_LIVE_CLIENTS (1000) WebSocket subscribers on one hub running
+//!    WARDEN_BENCH_LIVE_CHECKS (100) exec checks every 1 s that print WARDEN_BENCH_LIVE_LINES
+//!    (100) lines each (~10,000 events/s): delivery latency (hub publish time in each event's
+//!    `ts_us` → client receipt) p50/p99, hub CPU, too-slow closes; each client following one
+//!    check, then unfiltered at a tenth of the events, a tenth of the clients, and full scale.
+//!    WARDEN_BENCH_LIVE_S (20) per round.
 //!
 //! Sizes (env): WARDEN_BENCH_CHECKS (10000), WARDEN_BENCH_STEADY_S (60), WARDEN_BENCH_EXEC_S (30),
 //! WARDEN_BENCH_HTTP_CHECKS (6000), WARDEN_BENCH_SCALE_S (300);
@@ -204,6 +210,9 @@ fn main() {
     if only.is_empty() || only.contains('F') {
         heartbeat_ingest();
     }
+    if only.is_empty() || only.contains('G') {
+        live_fanout();
+    }
 }
 
 /// VmRSS and VmHWM (peak) of a process, in MiB.
@@ -276,7 +285,7 @@ fn http_probe_throughput() {
     println!(
         "probing hub CPU: {:.0}% of one core = {:.0} ms CPU per 1,000 probes (scheduler, queue, probe, recorder, store); target server: {:.0}% of one core",
         100.0 * hub_cpu / window,
-        1000.0 * hub_cpu / done.len().max(1) as f64 * 1000.0 / 1000.0,
+        hub_cpu * 1_000_000.0 / done.len().max(1) as f64,
         100.0 * target_cpu / window
     );
 }
@@ -546,4 +555,283 @@ fn run_wait_latency() {
         percentile(&latency, 0.99),
         latency.last().copied().unwrap_or(f64::NAN)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// G. Live fan-out.
+
+/// What the bench's subscribers saw, shared by all of them.
+struct FanoutStats {
+    measuring: std::sync::atomic::AtomicBool,
+    delivered: std::sync::atomic::AtomicU64,
+    gaps: std::sync::atomic::AtomicU64,
+    closed_slow: std::sync::atomic::AtomicU64,
+    closed_other: std::sync::atomic::AtomicU64,
+    max_seq: std::sync::atomic::AtomicU64,
+    /// Delivery latency (client receipt − hub publish), 10 µs buckets up to 2 s, then overflow.
+    latency: Vec<std::sync::atomic::AtomicU64>,
+}
+
+const LATENCY_BUCKET_US: i64 = 10;
+const LATENCY_BUCKETS: usize = 200_000;
+
+impl FanoutStats {
+    fn new() -> FanoutStats {
+        FanoutStats {
+            measuring: Default::default(),
+            delivered: Default::default(),
+            gaps: Default::default(),
+            closed_slow: Default::default(),
+            closed_other: Default::default(),
+            max_seq: Default::default(),
+            latency: (0..=LATENCY_BUCKETS).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn record(&self, latency_us: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let bucket = usize::try_from(latency_us.max(0) / LATENCY_BUCKET_US)
+            .unwrap_or(LATENCY_BUCKETS)
+            .min(LATENCY_BUCKETS);
+        self.latency[bucket].fetch_add(1, Relaxed);
+        self.delivered.fetch_add(1, Relaxed);
+    }
+
+    /// The latency (ms) below which `p` of the recorded deliveries fall.
+    fn latency_ms(&self, p: f64) -> f64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counts: Vec<u64> = self.latency.iter().map(|c| c.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return f64::NAN;
+        }
+        let wanted = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bucket, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= wanted {
+                return ((bucket as i64 + 1) * LATENCY_BUCKET_US) as f64 / 1000.0;
+            }
+        }
+        f64::INFINITY
+    }
+}
+
+/// A number after `"key":` in a JSON text (the hub writes `"seq":N,"ts_us":T` near the front).
+fn json_number(text: &str, key: &str) -> Option<i64> {
+    let at = text.find(key)? + key.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// One subscriber: reads until told to stop, timing every event and checking seq continuity
+/// (unfiltered streams only).
+async fn fanout_subscriber(
+    url: String,
+    token: String,
+    contiguous: bool,
+    stats: std::sync::Arc<FanoutStats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    connected: tokio::sync::mpsc::Sender<()>,
+) {
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let Ok(mut request) = url.into_client_request() else {
+        return;
+    };
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.headers_mut().insert("authorization", value);
+    }
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
+        stats.closed_other.fetch_add(1, Relaxed);
+        let _ = connected.send(()).await;
+        return;
+    };
+    let _ = connected.send(()).await;
+    drop(connected);
+    let mut last: Option<i64> = None;
+    loop {
+        let message = tokio::select! {
+            message = ws.next() => message,
+            _ = stop.changed() => return,
+        };
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let text = text.as_str();
+                let Some(seq) = json_number(text, "\"seq\":") else {
+                    continue;
+                };
+                stats.max_seq.fetch_max(seq as u64, Relaxed);
+                if let Some(ts) = json_number(text, "\"ts_us\":") {
+                    if stats.measuring.load(Relaxed) {
+                        stats.record(now_us() - ts);
+                    }
+                    if contiguous && last.is_some_and(|last| seq != last + 1) {
+                        stats.gaps.fetch_add(1, Relaxed);
+                    }
+                }
+                last = Some(seq);
+            }
+            Some(Ok(Message::Close(frame))) => {
+                if frame.is_some_and(|f| u16::from(f.code) == 4000) {
+                    stats.closed_slow.fetch_add(1, Relaxed);
+                } else {
+                    stats.closed_other.fetch_add(1, Relaxed);
+                }
+                return;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                stats.closed_other.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// The event source: `checks` exec checks every second, each printing `lines` lines (a run
+/// publishes lines + 3 events: queued, started, the lines, finished). Noop checks would need
+/// ~3,300 runs/s for 10,000 events/s, beyond the run queue's rate on this machine (scenario A).
+fn printing_checks(checks: usize, lines: usize) -> String {
+    let mut config = String::new();
+    for i in 0..checks {
+        config.push_str(&format!(
+            "[[check]]\nname = \"print-{i}\"\nkind = \"exec\"\ncommand = [\"/usr/bin/seq\", \"1\", \"{lines}\"]\nevery = \"1s\"\n\n"
+        ));
+    }
+    config
+}
+
+/// One fan-out round: `clients` subscribers (the i-th with `queries[i % len]`) on a hub running
+/// [`printing_checks`].
+fn fanout_round(clients: usize, checks: usize, lines: usize, queries: &[String], seconds: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hub = start_hub(dir.path(), &printing_checks(checks, lines), &[]);
+    // Past the start-up burst (every check's current slot at once).
+    std::thread::sleep(Duration::from_secs(10));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stats = std::sync::Arc::new(FanoutStats::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let address = hub.url.trim_start_matches("http://").to_string();
+    let query = |i: usize| {
+        queries
+            .get(i % queries.len().max(1))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let connect_started = Instant::now();
+    let tasks = runtime.block_on(async {
+        let (connected_tx, mut connected_rx) = tokio::sync::mpsc::channel(clients.max(1));
+        let mut tasks = Vec::new();
+        for i in 0..clients {
+            let query = query(i);
+            tasks.push(tokio::spawn(fanout_subscriber(
+                format!("ws://{address}/api/v1/events?{query}"),
+                hub.token.clone(),
+                query.is_empty(),
+                std::sync::Arc::clone(&stats),
+                stop_rx.clone(),
+                connected_tx.clone(),
+            )));
+            // A few at a time: each gets a snapshot of every check first.
+            if tasks.len() % 50 == 0 {
+                for _ in 0..50 {
+                    let _ = connected_rx.recv().await;
+                }
+            }
+        }
+        drop(connected_tx);
+        while connected_rx.recv().await.is_some() {}
+        tasks
+    });
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(5));
+    let seq0 = stats.max_seq.load(Relaxed);
+    let hub0 = cpu_ticks(hub.child.id());
+    let self0 = cpu_ticks(std::process::id());
+    let closed0 = stats.closed_slow.load(Relaxed) + stats.closed_other.load(Relaxed);
+    let t0 = Instant::now();
+    stats.measuring.store(true, Relaxed);
+    std::thread::sleep(Duration::from_secs(seconds));
+    stats.measuring.store(false, Relaxed);
+    let window = t0.elapsed().as_secs_f64();
+    let hub1 = cpu_ticks(hub.child.id());
+    let self1 = cpu_ticks(std::process::id());
+    let seq1 = stats.max_seq.load(Relaxed);
+    let _ = stop_tx.send(true);
+    runtime.block_on(async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    let tick = clock_ticks_per_second();
+    let published = (seq1 - seq0) as f64 / window;
+    let delivered = stats.delivered.load(Relaxed) as f64 / window;
+    let slow = stats.closed_slow.load(Relaxed);
+    let other = stats.closed_other.load(Relaxed);
+    println!();
+    println!(
+        "### {clients} subscribers{}; {checks} exec checks every 1s printing {lines} lines each; {seconds}s",
+        if query(0).is_empty() {
+            " (unfiltered)".to_string()
+        } else {
+            format!(" each with its own filter, e.g. `?{}`", query(0))
+        }
+    );
+    println!(
+        "connected in {connect_s:.1}s; events published: {published:.0}/s; delivered to clients: {delivered:.0}/s ({:.0} per subscriber per s)",
+        delivered / clients.max(1) as f64
+    );
+    println!(
+        "delivery latency (publish -> client receipt): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",
+        stats.latency_ms(0.5),
+        stats.latency_ms(0.99),
+        stats.latency_ms(0.999)
+    );
+    println!(
+        "hub CPU {:.0}% of one core; bench clients' CPU {:.0}% of one core (same 2 cores)",
+        100.0 * (hub1 - hub0) as f64 / tick / window,
+        100.0 * (self1 - self0) as f64 / tick / window
+    );
+    println!(
+        "closed as too slow (4000): {slow}; other closes/errors: {other} ({} during the window); seq gaps seen by unfiltered clients: {}",
+        slow + other - closed0,
+        stats.gaps.load(Relaxed)
+    );
+}
+
+fn live_fanout() {
+    let clients = env_u64("WARDEN_BENCH_LIVE_CLIENTS", 1_000) as usize;
+    let checks = env_u64("WARDEN_BENCH_LIVE_CHECKS", 100) as usize;
+    let lines = env_u64("WARDEN_BENCH_LIVE_LINES", 100) as usize;
+    let seconds = env_u64("WARDEN_BENCH_LIVE_S", 20);
+    println!();
+    println!("## G. Live fan-out over WebSocket (/api/v1/events)");
+    // Each subscriber follows one check (all its kinds, like `warden logs -f`): the hub still
+    // hands every event to every connection to filter.
+    let one_check: Vec<String> = (0..checks).map(|i| format!("checks=print-{i}")).collect();
+    fanout_round(clients, checks, lines, &one_check, seconds);
+    // Unfiltered: a tenth of the events to every client, every event to a tenth of the clients,
+    // then everything to everyone.
+    let everything = [String::new()];
+    fanout_round(clients, checks / 10, lines, &everything, seconds);
+    fanout_round(clients / 10, checks, lines, &everything, seconds);
+    fanout_round(clients, checks, lines, &everything, seconds);
 }

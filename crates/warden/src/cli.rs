@@ -55,10 +55,46 @@ pub enum Command {
     /// Print the output lines of a run.
     #[command(after_help = CLIENT_EXIT_CODES)]
     Logs(LogsArgs),
+    /// One line on the hub and its checks, then the problems.
+    #[command(after_help = STATUS_EXIT_CODES)]
+    Status,
+    /// Cancel a queued or running run.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Cancel(CancelArgs),
+    /// Print a series' points over a range (e.g. `warden series web.response_time --since 1h`).
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Series(SeriesArgs),
+    /// A check's uptime (share of runs ok or warn) and mean response time.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Uptime(UptimeArgs),
+    /// Manage API tokens (needs an admin token).
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// List incidents (rules that fired), or show one with its timeline.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Incidents(crate::commands::IncidentsArgs),
+    /// Acknowledge an incident: it stops re-notifying; who and the note are recorded.
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Ack(crate::commands::AckArgs),
+    /// Hold the notifications of some checks for a while (they still run and record).
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Silence(crate::commands::SilenceArgs),
+    /// Notifiers: `warden notify test NAME` sends a test message (exit 1 if not delivered).
+    Notify {
+        #[command(subcommand)]
+        command: crate::commands::NotifyCommand,
+    },
 }
 
 const CLIENT_EXIT_CODES: &str = "Exit codes: 0 success; 1 error talking to the hub (unreachable, \
     or it refused the request); 2 usage (bad flags, no token).";
+
+const STATUS_EXIT_CODES: &str = "Exit codes, as a Nagios plugin: the worst status among the \
+    checks, 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN; also 3 when the hub cannot be asked. Checks not run \
+    yet count as OK. Bad flags exit 2.";
 
 const RUN_EXIT_CODES: &str = "Exit codes without --wait: 0 the run is queued (its id is printed); \
     1 error talking to the hub; 2 usage (bad flags, no token).\n\
@@ -66,18 +102,13 @@ const RUN_EXIT_CODES: &str = "Exit codes without --wait: 0 the run is queued (it
     also 3 when no result could be obtained (hub unreachable or refusing, no token, timeout, run \
     dead or cancelled). Bad flags still exit 2.";
 
-/// How to reach the hub: for the commands that talk to one (`checks`, `runs`, `run`, `logs`).
+/// How to reach the hub: for the commands that talk to one. Flags win over the environment,
+/// which wins over `~/.config/warden/cli.toml` (`url = "..."`, `token = "..."`).
 #[derive(Debug, Args)]
 pub struct HubArgs {
-    /// The hub's URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WARDEN_URL",
-        default_value = "http://127.0.0.1:7878",
-        help_heading = "Hub"
-    )]
-    pub url: String,
+    /// The hub's URL [default: cli.toml's `url`, else http://127.0.0.1:7878].
+    #[arg(long, global = true, env = "WARDEN_URL", help_heading = "Hub")]
+    pub url: Option<String>,
     /// API token (`warden up` prints the admin token once, at first start).
     #[arg(
         long,
@@ -109,9 +140,68 @@ pub struct ChecksArgs {
     /// Only checks whose name contains this text.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// Only checks of this kind (exec, http, tcp, dns, icmp, tls, host, heartbeat).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only checks with this label, as KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Option<String>,
     /// List the heartbeat checks with the URL their jobs ping (needs an operator token).
     #[arg(long)]
     pub show_ping_urls: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run's id (see `warden runs`).
+    pub run_id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    /// The series, e.g. `web.response_time` (`<check>.<label>`).
+    pub name: String,
+    /// How far back, e.g. `1h`, `24h`, `30d`.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    /// One point per step (default: the range over 300 points).
+    #[arg(long)]
+    pub step: Option<String>,
+    /// How points within a step are combined.
+    #[arg(long, default_value = "avg", value_parser = ["avg", "min", "max", "last"])]
+    pub agg: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UptimeArgs {
+    /// The check.
+    pub name: String,
+    /// How far back, e.g. `24h`, `30d`.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Make a token; its secret is printed once.
+    Create {
+        /// A name saying who or what uses it.
+        #[arg(long)]
+        name: String,
+        /// admin, operator (run/cancel/ack), viewer (read), agent, ping (heartbeats only).
+        #[arg(long, value_parser = ["admin", "operator", "viewer", "agent", "ping"])]
+        role: String,
+        /// Expire after this long, e.g. `30d` (never, by default).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token at once.
+    Revoke {
+        /// The token's id (see `warden tokens list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]

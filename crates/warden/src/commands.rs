@@ -15,8 +15,17 @@ use warden_client::render::{
 use warden_client::{CheckFilter, Client, ClientError, Run, RunFilter, RunState, Status};
 use warden_core::duration::HumanDuration;
 
+mod alerting;
+
+pub(crate) use alerting::{
+    AckArgs, IncidentsArgs, NotifyCommand, SilenceArgs, ack, incidents, notify, silence,
+};
+
 use crate::Failure;
-use crate::cli::{ChecksArgs, HubArgs, LogsArgs, RunArgs, RunsArgs, StatusArg};
+use crate::cli::{
+    CancelArgs, ChecksArgs, HubArgs, LogsArgs, RunArgs, RunsArgs, SeriesArgs, StatusArg,
+    TokensCommand, UptimeArgs,
+};
 
 /// Longest single waiting call; the wait loop asks again until its own timeout.
 const MAX_WAIT_PER_CALL: Duration = Duration::from_secs(30);
@@ -30,6 +39,8 @@ pub(crate) fn checks(hub: &HubArgs, args: &ChecksArgs) -> Result<(), Failure> {
     let filter = CheckFilter {
         status: args.status.map(status_from_arg),
         filter: args.filter.clone(),
+        kind: args.kind.clone(),
+        label: args.label.clone(),
     };
     let checks = block_on(client.checks(&filter))?.map_err(hub_failure)?;
     if hub.json {
@@ -153,17 +164,265 @@ fn nagios_code(run: &Run) -> u8 {
     u8::try_from(status.exit_code()).unwrap_or(NAGIOS_UNKNOWN)
 }
 
-/// The client for `--url` and `--token`; a missing token or a bad URL is a usage error.
+/// `warden status`: a one-line summary, then the problems; exits with the worst status's
+/// Nagios code (3 when the hub cannot be asked).
+pub(crate) fn status(hub: &HubArgs) -> Result<(), Failure> {
+    let checks = match client(hub)
+        .and_then(|client| block_on(client.checks(&CheckFilter::default()))?.map_err(hub_failure))
+    {
+        Ok(checks) => checks,
+        Err(failure) => {
+            failure.report();
+            return Err(Failure::Exit(NAGIOS_UNKNOWN));
+        }
+    };
+    let count = |status: Option<Status>| checks.iter().filter(|c| c.status == status).count();
+    let (ok, warn, crit, unknown, pending) = (
+        count(Some(Status::Ok)),
+        count(Some(Status::Warn)),
+        count(Some(Status::Crit)),
+        count(Some(Status::Unknown)),
+        count(None),
+    );
+    let worst = if crit > 0 {
+        2
+    } else if unknown > 0 {
+        3
+    } else if warn > 0 {
+        1
+    } else {
+        0
+    };
+    if hub.json {
+        print_json(&serde_json::json!({
+            "checks": checks.len(), "ok": ok, "warn": warn, "crit": crit,
+            "unknown": unknown, "pending": pending,
+            "problems": checks.iter().filter(|c| matches!(c.status, Some(Status::Warn | Status::Crit | Status::Unknown))).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        let mut text = format!(
+            "{} checks: {ok} ok, {warn} warn, {crit} crit, {unknown} unknown, {pending} pending\n",
+            checks.len()
+        );
+        let problems: Vec<_> = checks
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.status,
+                    Some(Status::Crit | Status::Unknown | Status::Warn)
+                )
+            })
+            .cloned()
+            .collect();
+        if !problems.is_empty() {
+            text.push('\n');
+            text.push_str(&render_checks(&problems, now_ms()));
+        }
+        print(&text)?;
+    }
+    if worst == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Exit(worst))
+    }
+}
+
+pub(crate) fn cancel(hub: &HubArgs, args: &CancelArgs) -> Result<(), Failure> {
+    let client = client(hub)?;
+    let answer = block_on(client.cancel(args.run_id))?.map_err(hub_failure)?;
+    if hub.json {
+        return print_json(&answer);
+    }
+    print(&format!(
+        "run {} cancelled (it was {})\n",
+        args.run_id,
+        answer["was"].as_str().unwrap_or("unknown")
+    ))
+}
+
+pub(crate) fn series(hub: &HubArgs, args: &SeriesArgs) -> Result<(), Failure> {
+    let client = client(hub)?;
+    let body = block_on(client.series(&args.name, &args.since, args.step.as_deref(), &args.agg))?
+        .map_err(hub_failure)?;
+    if hub.json {
+        return print_json(&body);
+    }
+    if body.points.is_empty() {
+        return print(&format!(
+            "no points for {} in the last {}\n",
+            body.name, args.since
+        ));
+    }
+    let mut text = format!(
+        "{} ({} per {})\n",
+        body.name,
+        body.aggregate,
+        HumanDuration(Duration::from_millis(
+            u64::try_from(body.step_ms).unwrap_or(0)
+        ))
+    );
+    for (ts, value) in &body.points {
+        text.push_str(&format!(
+            "{}  {}\n",
+            warden_client::render::utc_timestamp(*ts),
+            format_value(*value)
+        ));
+    }
+    print(&text)
+}
+
+/// Up to 6 significant digits, without trailing zeros.
+fn format_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return format!("{value:.0}");
+    }
+    let text = format!("{value:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+pub(crate) fn uptime(hub: &HubArgs, args: &UptimeArgs) -> Result<(), Failure> {
+    let client = client(hub)?;
+    let body = block_on(client.uptime(&args.name, &args.since))?.map_err(hub_failure)?;
+    if hub.json {
+        return print_json(&body);
+    }
+    let percent = body["uptime_percent"]
+        .as_f64()
+        .map(|p| format!("{p:.3}%"))
+        .unwrap_or_else(|| "no runs".to_string());
+    let mean = body["mean_response_time_ms"]
+        .as_f64()
+        .map(|ms| format!(", mean response time {ms:.1} ms"))
+        .unwrap_or_default();
+    print(&format!(
+        "{} over the last {}: {percent} up ({} of {} runs){mean}\n",
+        args.name,
+        args.since,
+        body["up"].as_i64().unwrap_or(0),
+        body["runs"].as_i64().unwrap_or(0)
+    ))
+}
+
+pub(crate) fn tokens(hub: &HubArgs, command: &TokensCommand) -> Result<(), Failure> {
+    let client = client(hub)?;
+    match command {
+        TokensCommand::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let body = block_on(client.create_token(name, role, expires.as_deref()))?
+                .map_err(hub_failure)?;
+            if hub.json {
+                return print_json(&body);
+            }
+            print(&format!(
+                "token {} ({}, {}) created; its secret is shown once:\n{}\n",
+                body["id"],
+                body["name"].as_str().unwrap_or_default(),
+                body["role"].as_str().unwrap_or_default(),
+                body["token"].as_str().unwrap_or_default()
+            ))
+        }
+        TokensCommand::List => {
+            let body = block_on(client.tokens())?.map_err(hub_failure)?;
+            if hub.json {
+                return print_json(&body);
+            }
+            let tokens = body["tokens"].as_array().cloned().unwrap_or_default();
+            let mut text = format!(
+                "{:<6}  {:<24}  {:<9}  {:<8}  EXPIRES\n",
+                "ID", "NAME", "ROLE", "STATE"
+            );
+            for token in &tokens {
+                text.push_str(&format!(
+                    "{:<6}  {:<24}  {:<9}  {:<8}  {}\n",
+                    token["id"],
+                    token["name"].as_str().unwrap_or_default(),
+                    token["role"].as_str().unwrap_or_default(),
+                    token["state"].as_str().unwrap_or_default(),
+                    token["expires_at"]
+                        .as_i64()
+                        .map(warden_client::render::utc_timestamp)
+                        .unwrap_or_else(|| "never".to_string())
+                ));
+            }
+            print(&text)
+        }
+        TokensCommand::Revoke { id } => {
+            let body = block_on(client.revoke_token(*id))?.map_err(hub_failure)?;
+            if hub.json {
+                return print_json(&body);
+            }
+            print(&format!("token {id} revoked\n"))
+        }
+    }
+}
+
+/// What `~/.config/warden/cli.toml` may hold.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CliFile {
+    url: Option<String>,
+    token: Option<String>,
+}
+
+/// The CLI config file: `$WARDEN_CLI_CONFIG`, else `$XDG_CONFIG_HOME/warden/cli.toml`, else
+/// `~/.config/warden/cli.toml`. A missing file is no error; a broken one is.
+fn cli_file() -> Result<CliFile, Failure> {
+    let path = match std::env::var_os("WARDEN_CLI_CONFIG") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+            Some(dir) => std::path::PathBuf::from(dir).join("warden/cli.toml"),
+            None => match std::env::var_os("HOME") {
+                Some(home) => std::path::PathBuf::from(home).join(".config/warden/cli.toml"),
+                None => return Ok(CliFile::default()),
+            },
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(CliFile::default());
+        }
+        Err(error) => {
+            return Err(Failure::Config(format!(
+                "error: cannot read {}: {error}",
+                path.display()
+            )));
+        }
+    };
+    toml::from_str(&text).map_err(|error| {
+        Failure::Config(format!(
+            "error: {}: {}",
+            path.display(),
+            error.message().trim()
+        ))
+    })
+}
+
+/// The client for `--url` and `--token` (flags, then env, then cli.toml); a missing token or a
+/// bad URL is a usage error.
 fn client(hub: &HubArgs) -> Result<Client, Failure> {
-    let token = match hub.token.as_deref() {
+    let file = if hub.url.is_none() || hub.token.is_none() {
+        cli_file()?
+    } else {
+        CliFile::default()
+    };
+    let url = hub
+        .url
+        .clone()
+        .or(file.url)
+        .unwrap_or_else(|| "http://127.0.0.1:7878".to_string());
+    let token = match hub.token.clone().or(file.token) {
         Some(token) if !token.is_empty() => token,
         _ => {
             return Err(Failure::Config(
-                "error: no token: pass --token or set WARDEN_TOKEN".to_string(),
+                "error: no token: pass --token, set WARDEN_TOKEN, or put `token = \"...\"` in ~/.config/warden/cli.toml".to_string(),
             ));
         }
     };
-    Client::new(&hub.url, token).map_err(|error| Failure::Config(format!("error: {error}")))
+    Client::new(&url, &token).map_err(|error| Failure::Config(format!("error: {error}")))
 }
 
 /// An error talking to the hub; for an API error the message is the hub's own.

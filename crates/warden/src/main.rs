@@ -64,6 +64,15 @@ fn main() -> ExitCode {
         Command::Runs(args) => commands::runs(&cli.hub, &args),
         Command::Run(args) => commands::run(&cli.hub, &args),
         Command::Logs(args) => commands::logs(&cli.hub, &args),
+        Command::Status => commands::status(&cli.hub),
+        Command::Cancel(args) => commands::cancel(&cli.hub, &args),
+        Command::Series(args) => commands::series(&cli.hub, &args),
+        Command::Uptime(args) => commands::uptime(&cli.hub, &args),
+        Command::Tokens { command } => commands::tokens(&cli.hub, &command),
+        Command::Incidents(args) => commands::incidents(&cli.hub, &args),
+        Command::Ack(args) => commands::ack(&cli.hub, &args),
+        Command::Silence(args) => commands::silence(&cli.hub, &args),
+        Command::Notify { command } => commands::notify(&cli.hub, &command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

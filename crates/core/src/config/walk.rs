@@ -1,5 +1,7 @@
 //! Walks the spanned TOML tree, interpolates `${ENV}` and collects every validation error.
 
+mod alerting;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -56,7 +58,7 @@ struct Cx<'a> {
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["hub", "check"];
+const TOP_KEYS: &[&str] = &["hub", "check", "rule", "notifier", "maintenance"];
 const HUB_KEYS: &[&str] = &["listen", "data", "public_url", "metrics_public"];
 const CHECK_COMMON_KEYS: &[&str] = &[
     "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels",
@@ -186,6 +188,50 @@ impl Cx<'_> {
                         other.type_str()
                     ),
                 ),
+            }
+        }
+        let mut notify_refs = Vec::new();
+        config.rules = self.named_tables(
+            root,
+            "rule",
+            |cx, table, span, path| cx.rule(table, span, path, &mut notify_refs),
+            |rule| &rule.name,
+        );
+        config.notifiers =
+            self.named_tables(root, "notifier", Self::notifier, |notifier| &notifier.name);
+        config.maintenance = self.named_tables(root, "maintenance", Self::maintenance, |window| {
+            &window.name
+        });
+        // Names of every `[[notifier]]`, valid or not: a broken one has its own error already.
+        let written: Vec<String> = match get(root, "notifier").map(|(_, v)| v.get_ref()) {
+            Some(DeValue::Array(items)) => items
+                .iter()
+                .filter_map(|item| match item.get_ref() {
+                    DeValue::Table(table) => match get(table, "name").map(|(_, v)| v.get_ref()) {
+                        Some(DeValue::String(name)) => Some(name.to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for reference in notify_refs {
+            if !written.contains(&reference.name) {
+                let known: Vec<&str> = written.iter().map(String::as_str).collect();
+                self.error(
+                    reference.span,
+                    &reference.path,
+                    format!(
+                        "no notifier named `{}`; configured: {}",
+                        reference.name,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
             }
         }
         config

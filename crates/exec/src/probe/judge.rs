@@ -147,14 +147,15 @@ mod tests {
 
     #[test]
     fn conditions_and_transport_failures_decide_together() {
-        let cases: &[(
-            &str,
+        type Case = (
+            &'static str,
             Observation,
-            &[&str],
+            &'static [&'static str],
             Status,
-            &str,
+            &'static str,
             Option<FailureReason>,
-        )] = &[
+        );
+        let cases: Vec<Case> = vec![
             (
                 "all hold",
                 observation(true, Some(200), None),
@@ -212,7 +213,7 @@ mod tests {
                 None,
             ),
         ];
-        for (name, observation, conditions, status, summary, reason) in cases {
+        for (name, observation, conditions, status, summary, reason) in &cases {
             let conditions: Vec<String> = conditions.iter().map(ToString::to_string).collect();
             let outcome = judge(observation.clone(), &conditions);
             assert_eq!(

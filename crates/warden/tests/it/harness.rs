@@ -28,13 +28,18 @@ pub struct Hub {
 impl Hub {
     /// Starts `warden up --data DATA --listen 127.0.0.1:0 EXTRA...` and waits for it to listen.
     pub fn start(data: &Path, extra: &[&str]) -> Hub {
+        Hub::start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Hub::start`] on a given address (for configs that must name the hub's URL).
+    pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Hub {
         let mut command = Command::new(warden_bin());
         command
             .arg("up")
             .arg("--data")
             .arg(data)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,7 +1,11 @@
 //! Whole-system tests: the real `warden` binary, real SQLite files, real sockets.
 
+mod alerting;
+mod api;
 mod checks;
 mod foundation;
 mod harness;
 mod heartbeats;
+mod live;
+mod metrics;
 mod probes;

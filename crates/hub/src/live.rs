@@ -1,0 +1,1149 @@
+//! Live events over WebSocket at `/api/v1/events`: a snapshot of the current state tagged with a
+//! bus sequence number, then every later event, exactly (no gap, no duplicate); `since=` resumes
+//! from the bus's replay ring. The state the snapshot copies ([`LiveState`]) is kept by the bus
+//! under the lock that numbers events, which is what makes the two line up.
+//!
+//! Protocol (server → client, one JSON text message each):
+//! - `{"type":"snapshot","seq":S,"checks":[..],"running":[..]}` (with `"reason":"since is too
+//!   old"` when a `since=` could not be honoured), then events with seq S+1, S+2, …
+//! - or `{"type":"resume","seq":since}`, then events with seq since+1, since+2, …
+//! - `{"type":"event","seq":N,"ts_us":T,"kind":"run_finished",…fields of that kind}`.
+//!
+//! Query parameters: `token` (for browsers, which cannot set headers on a WebSocket),
+//! `checks=a,b`, `kinds=run_finished,output_line`, `since=N`. Filters drop events (and snapshot
+//! entries) but sequence numbers stay global, so a filtered client sees gaps and can still resume.
+//!
+//! Close codes: 4000 too slow, 4001 no answer to pings, 1001 hub shutting down, 1011 internal;
+//! each reason ends with `since=<seq>`: everything the client asked for up to that seq was sent
+//! before the close frame.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use warden_core::Status;
+use warden_store::Store;
+use warden_store::checks::CheckRow;
+use warden_store::queue::{RunFilter, RunRow, RunState};
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::bus::{Bus, BusOptions, Event, EventKind, Start, Subscription};
+use crate::error::{ApiError, ErrorCode};
+
+/// Close code: the client fell too far behind (its buffer filled or it lagged the bus).
+pub const CLOSE_TOO_SLOW: u16 = 4000;
+/// Close code: the client did not answer pings.
+pub const CLOSE_NO_PONG: u16 = 4001;
+/// Close code: the hub is shutting down (standard "going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: the server broke its own promise (an out-of-order event); reconnect.
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// Runs in flight kept for snapshots at most; beyond it the oldest (lowest run id) are dropped.
+/// Runs that end without an event (cancelled, lease lost for good) would otherwise stay forever.
+const MAX_RUNNING: usize = 50_000;
+/// Messages handed from the connection to its writer at once (the rest wait in the backlog).
+const HANDOFF: usize = 64;
+/// What the writer keeps before writing to the socket (tungstenite's write buffer).
+const WRITE_BUFFER: usize = 32 * 1024;
+
+/// How live connections behave. Read from the environment at hub start
+/// (`WARDEN_LIVE_REPLAY`, `WARDEN_LIVE_BUFFER`, `WARDEN_LIVE_PING_MS`).
+#[derive(Debug, Clone, Copy)]
+pub struct LiveOptions {
+    /// Events kept for resuming clients.
+    pub replay_events: usize,
+    /// Upper bound on the replay ring's (estimated) memory.
+    pub replay_bytes: usize,
+    /// Events one connection may have waiting for its socket before it is closed as too slow.
+    pub buffer: usize,
+    /// Server pings this often; a client silent for two intervals is closed.
+    pub ping_interval: Duration,
+    /// After a close is decided, how long the queued messages and close frame may take to go.
+    pub drain_grace: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            replay_events: 65_536,
+            replay_bytes: 64 * 1024 * 1024,
+            buffer: 8_192,
+            ping_interval: Duration::from_secs(20),
+            drain_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl LiveOptions {
+    /// Defaults, overridden by `WARDEN_LIVE_REPLAY` (events), `WARDEN_LIVE_BUFFER` (events) and
+    /// `WARDEN_LIVE_PING_MS`; an unreadable value is reported and ignored.
+    pub fn from_env() -> LiveOptions {
+        let mut options = LiveOptions::default();
+        let read = |name: &str| -> Option<u64> {
+            let text = std::env::var(name).ok()?;
+            match text.trim().parse::<u64>() {
+                Ok(value) => Some(value),
+                Err(_) => {
+                    tracing::warn!(variable = name, value = %text, "not a whole number; using the default");
+                    None
+                }
+            }
+        };
+        if let Some(events) = read("WARDEN_LIVE_REPLAY") {
+            options.replay_events = usize::try_from(events).unwrap_or(usize::MAX);
+        }
+        if let Some(events) = read("WARDEN_LIVE_BUFFER") {
+            options.buffer = usize::try_from(events).unwrap_or(usize::MAX).max(1);
+        }
+        if let Some(ms) = read("WARDEN_LIVE_PING_MS") {
+            options.ping_interval = Duration::from_millis(ms.max(10));
+        }
+        options
+    }
+
+    /// The hub's bus: live buffer, recorder channel, this replay ring, and a first sequence
+    /// number that grows across restarts (see [`first_seq_now`]).
+    pub fn bus_options(&self) -> BusOptions {
+        BusOptions {
+            live_capacity: 4_096,
+            recorder_capacity: 8_192,
+            replay_events: self.replay_events,
+            replay_bytes: self.replay_bytes,
+            first_seq: first_seq_now(),
+        }
+    }
+}
+
+/// A first sequence number above every number an earlier run of the hub could have given out
+/// (wall-clock ms × 1,000: holds while the hub averages under a million events a second), so a
+/// client resuming across a restart gets a fresh snapshot, never someone else's events.
+pub fn first_seq_now() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX / 2_000))
+        .unwrap_or(0);
+    ms.saturating_mul(1_000).max(1)
+}
+
+/// The live endpoint's shared handle (in `AppState`).
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    pub(crate) options: LiveOptions,
+    closing: CancellationToken,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Live {
+    pub(crate) fn new(options: LiveOptions) -> Live {
+        Live {
+            options,
+            closing: CancellationToken::new(),
+            connections: Arc::default(),
+        }
+    }
+
+    /// Tells every connection to close with 1001 (the hub is shutting down).
+    pub(crate) fn close_all(&self) {
+        self.closing.cancel();
+    }
+
+    /// Open connections.
+    #[allow(dead_code)] // reason: for /metrics (another issue) and tests
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state a snapshot copies.
+
+/// A check as live subscribers see it (mirrors the `checks` table's latest-status columns).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CheckLive {
+    pub(crate) id: i64,
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Arc<str>,
+    pub(crate) status: Option<Status>,
+    pub(crate) summary: Option<String>,
+    pub(crate) last_run_id: Option<i64>,
+    pub(crate) last_run_at: Option<i64>,
+    pub(crate) status_since: Option<i64>,
+}
+
+/// A run that is queued, leased or started.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RunLive {
+    pub(crate) run_id: i64,
+    pub(crate) check_id: Option<i64>,
+    pub(crate) check: Option<Arc<str>>,
+    /// `queued`, `leased` or `started`.
+    pub(crate) state: &'static str,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) worker: Option<String>,
+    pub(crate) queued_at: Option<i64>,
+    pub(crate) started_at: Option<i64>,
+}
+
+/// Current state, changed by every published event under the bus lock. Entries are `Arc`s so
+/// a snapshot under the lock copies pointers, not strings.
+#[derive(Debug, Default)]
+pub(crate) struct LiveState {
+    checks: HashMap<i64, Arc<CheckLive>>,
+    running: BTreeMap<i64, Arc<RunLive>>,
+}
+
+/// The state as of `seq`.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) seq: u64,
+    pub(crate) checks: Vec<Arc<CheckLive>>,
+    pub(crate) running: Vec<Arc<RunLive>>,
+}
+
+impl LiveState {
+    /// State from the store: configured checks with their latest status, and unfinished runs.
+    pub(crate) fn from_rows(checks: &[CheckRow], runs: &[RunRow]) -> LiveState {
+        let mut state = LiveState::default();
+        for row in checks {
+            state.checks.insert(
+                row.id,
+                Arc::new(CheckLive {
+                    id: row.id,
+                    name: Arc::from(row.name.as_str()),
+                    kind: Arc::from(row.kind.as_str()),
+                    status: row.status.as_deref().and_then(Status::parse),
+                    summary: row.summary.clone(),
+                    last_run_id: row.last_run_id,
+                    last_run_at: row.last_run_at,
+                    status_since: row.status_since,
+                }),
+            );
+        }
+        for run in runs {
+            let state_name = match run.state {
+                RunState::Queued => "queued",
+                RunState::Leased => "leased",
+                RunState::Started => "started",
+                RunState::Completed | RunState::Dead | RunState::Cancelled => continue,
+            };
+            let from_payload = (run.kind == "check" || run.kind == "ping")
+                .then(|| serde_json::from_str::<serde_json::Value>(&run.payload).ok())
+                .flatten()
+                .and_then(|payload| payload.get("name")?.as_str().map(Arc::<str>::from));
+            let check = state.check_name(run.check_id, None).or(from_payload);
+            state.track(RunLive {
+                run_id: run.id,
+                check_id: run.check_id,
+                check,
+                state: state_name,
+                attempt: Some(run.attempts).filter(|n| *n > 0),
+                worker: run.lease_owner.clone(),
+                queued_at: Some(run.enqueued_at),
+                started_at: run.started_at,
+            });
+        }
+        state
+    }
+
+    /// Applies one event (published at `at_ms`); returns the check it concerns, if known.
+    pub(crate) fn apply(&mut self, kind: &EventKind, at_ms: i64) -> Option<Arc<str>> {
+        match kind {
+            EventKind::RunQueued {
+                run_id,
+                check_id,
+                check,
+            } => {
+                let name = self.check_name(*check_id, check.as_deref());
+                self.track(RunLive {
+                    run_id: *run_id,
+                    check_id: *check_id,
+                    check: name.clone(),
+                    state: "queued",
+                    attempt: None,
+                    worker: None,
+                    queued_at: Some(at_ms),
+                    started_at: None,
+                });
+                name
+            }
+            EventKind::RunStarted {
+                run_id,
+                check_id,
+                check,
+                attempt,
+                worker,
+            } => {
+                let name = self.check_name(*check_id, check.as_deref());
+                let queued_at = self.running.get(run_id).and_then(|run| run.queued_at);
+                self.track(RunLive {
+                    run_id: *run_id,
+                    check_id: *check_id,
+                    check: name.clone(),
+                    state: "started",
+                    attempt: Some(*attempt),
+                    worker: Some(worker.clone()),
+                    queued_at,
+                    started_at: Some(at_ms),
+                });
+                name
+            }
+            EventKind::OutputLine { run_id, .. } => {
+                self.running.get(run_id).and_then(|run| run.check.clone())
+            }
+            EventKind::RunFinished {
+                run_id,
+                check_id,
+                check,
+                status,
+                summary,
+                finished_at,
+                ..
+            } => {
+                self.running.remove(run_id);
+                let name = self.check_name(*check_id, check.as_deref());
+                if let Some(entry) = check_id.and_then(|id| self.checks.get_mut(&id))
+                    && entry.last_run_id.is_none_or(|last| last <= *run_id)
+                {
+                    // As `checks::record_status`: `status_since` moves only on a change.
+                    let status_since = if entry.status == Some(*status) {
+                        entry.status_since
+                    } else {
+                        Some(*finished_at)
+                    };
+                    *entry = Arc::new(CheckLive {
+                        id: entry.id,
+                        name: Arc::clone(&entry.name),
+                        kind: Arc::clone(&entry.kind),
+                        status: Some(*status),
+                        summary: Some(summary.clone()),
+                        last_run_id: Some(*run_id),
+                        last_run_at: Some(*finished_at),
+                        status_since,
+                    });
+                }
+                name
+            }
+            // Alerting events change no live state; an incident names its check.
+            EventKind::IncidentOpened { check, .. } => check.as_deref().map(Arc::from),
+            EventKind::IncidentAcknowledged { .. }
+            | EventKind::IncidentResolved { .. }
+            | EventKind::NotificationSent { .. }
+            | EventKind::NotificationFailed { .. } => None,
+        }
+    }
+
+    /// Copies the state (pointers only) as of `seq`.
+    pub(crate) fn snapshot(&self, seq: u64) -> Snapshot {
+        Snapshot {
+            seq,
+            checks: self.checks.values().cloned().collect(),
+            running: self.running.values().cloned().collect(),
+        }
+    }
+
+    fn check_name(&self, check_id: Option<i64>, fallback: Option<&str>) -> Option<Arc<str>> {
+        check_id
+            .and_then(|id| self.checks.get(&id))
+            .map(|check| Arc::clone(&check.name))
+            .or_else(|| fallback.map(Arc::from))
+    }
+
+    fn track(&mut self, run: RunLive) {
+        self.running.insert(run.run_id, Arc::new(run));
+        while self.running.len() > MAX_RUNNING {
+            self.running.pop_first();
+        }
+    }
+}
+
+/// Loads the live state from the store into the bus; call before anything publishes.
+pub(crate) async fn seed(bus: &Bus, store: &Store) -> Result<(), warden_store::StoreError> {
+    let (checks, runs) = store
+        .read(|conn| {
+            let checks = warden_store::checks::list(conn)?;
+            let mut runs = Vec::new();
+            for state in [RunState::Queued, RunState::Leased, RunState::Started] {
+                runs.extend(warden_store::queue::list(
+                    conn,
+                    &RunFilter {
+                        check_id: None,
+                        state: Some(state),
+                        before_id: None,
+                        limit: 10_000,
+                    },
+                )?);
+            }
+            Ok((checks, runs))
+        })
+        .await?;
+    bus.seed(LiveState::from_rows(&checks, &runs));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire form.
+
+#[derive(Serialize)]
+struct WireEvent<'a> {
+    #[serde(rename = "type")]
+    message: &'static str,
+    seq: u64,
+    ts_us: i64,
+    kind: &'static str,
+    #[serde(flatten)]
+    fields: WireFields<'a>,
+}
+
+/// Each kind's fields; the kind's name comes from [`EventKind::name`]. A new kind is one variant
+/// here and one arm in [`encode_event`] (and one in [`LiveState::apply`] if it changes state).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireFields<'a> {
+    RunQueued {
+        run_id: i64,
+        check_id: Option<i64>,
+        check: Option<&'a str>,
+    },
+    RunStarted {
+        run_id: i64,
+        check_id: Option<i64>,
+        check: Option<&'a str>,
+        attempt: u32,
+        worker: &'a str,
+    },
+    OutputLine {
+        run_id: i64,
+        check: Option<&'a str>,
+        line_no: u64,
+        stream: &'static str,
+        at: i64,
+        line: &'a str,
+        /// False beyond the kept-output cap: shown live, not stored.
+        recorded: bool,
+    },
+    RunFinished {
+        run_id: i64,
+        check_id: Option<i64>,
+        check: Option<&'a str>,
+        status: &'static str,
+        summary: &'a str,
+        reason: Option<&'static str>,
+        exit_code: Option<i64>,
+        duration_ms: i64,
+        finished_at: i64,
+        samples: Vec<WireSample<'a>>,
+    },
+    /// Incidents and notifications: their fields as `alerting::wire_fields` writes them.
+    Alerting(serde_json::Value),
+}
+
+#[derive(Serialize)]
+struct WireSample<'a> {
+    series: &'a str,
+    labels: serde_json::Value,
+    ts: i64,
+    value: f64,
+}
+
+/// The event as one JSON text message.
+pub(crate) fn encode_event(event: &Event) -> String {
+    let check = event.check.as_deref();
+    let fields = match &event.kind {
+        EventKind::RunQueued {
+            run_id, check_id, ..
+        } => WireFields::RunQueued {
+            run_id: *run_id,
+            check_id: *check_id,
+            check,
+        },
+        EventKind::RunStarted {
+            run_id,
+            check_id,
+            attempt,
+            worker,
+            ..
+        } => WireFields::RunStarted {
+            run_id: *run_id,
+            check_id: *check_id,
+            check,
+            attempt: *attempt,
+            worker,
+        },
+        EventKind::OutputLine {
+            run_id,
+            line_no,
+            stream,
+            at,
+            line,
+            record,
+        } => WireFields::OutputLine {
+            run_id: *run_id,
+            check,
+            line_no: *line_no,
+            stream: stream.as_str(),
+            at: *at,
+            line,
+            recorded: *record,
+        },
+        EventKind::RunFinished {
+            run_id,
+            check_id,
+            status,
+            summary,
+            reason,
+            exit_code,
+            duration_ms,
+            finished_at,
+            samples,
+            ..
+        } => WireFields::RunFinished {
+            run_id: *run_id,
+            check_id: *check_id,
+            check,
+            status: status.as_str(),
+            summary,
+            reason: *reason,
+            exit_code: *exit_code,
+            duration_ms: *duration_ms,
+            finished_at: *finished_at,
+            samples: samples
+                .iter()
+                .map(|point| WireSample {
+                    series: &point.series,
+                    labels: serde_json::from_str(&point.labels)
+                        .unwrap_or_else(|_| serde_json::Value::String(point.labels.clone())),
+                    ts: point.ts,
+                    value: point.value,
+                })
+                .collect(),
+        },
+        EventKind::IncidentOpened { .. }
+        | EventKind::IncidentAcknowledged { .. }
+        | EventKind::IncidentResolved { .. }
+        | EventKind::NotificationSent { .. }
+        | EventKind::NotificationFailed { .. } => {
+            WireFields::Alerting(crate::alerting::wire_fields(&event.kind))
+        }
+    };
+    let wire = WireEvent {
+        message: "event",
+        seq: event.seq,
+        ts_us: event.published_us,
+        kind: event.kind.name(),
+        fields,
+    };
+    serde_json::to_string(&wire).unwrap_or_else(|error| {
+        // Only non-finite floats can fail, and serde_json writes those as null.
+        tracing::error!(%error, seq = event.seq, "cannot encode an event");
+        format!(
+            r#"{{"type":"event","seq":{},"kind":"{}"}}"#,
+            event.seq,
+            event.kind.name()
+        )
+    })
+}
+
+/// The event's wire form, encoded once for all connections.
+fn wire(event: &Event) -> Utf8Bytes {
+    event
+        .wire
+        .get_or_init(|| Utf8Bytes::from(encode_event(event)))
+        .clone()
+}
+
+#[derive(Serialize)]
+struct WireSnapshot<'a> {
+    #[serde(rename = "type")]
+    message: &'static str,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    checks: Vec<WireCheck<'a>>,
+    running: Vec<WireRun<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireCheck<'a> {
+    name: &'a str,
+    kind: &'a str,
+    status: Option<&'static str>,
+    summary: Option<&'a str>,
+    last_run_id: Option<i64>,
+    last_run_at: Option<i64>,
+    status_since: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct WireRun<'a> {
+    run_id: i64,
+    check_id: Option<i64>,
+    check: Option<&'a str>,
+    state: &'static str,
+    attempt: Option<u32>,
+    worker: Option<&'a str>,
+    queued_at: Option<i64>,
+    started_at: Option<i64>,
+}
+
+/// The snapshot message: checks by name and runs by id, both through the filter.
+pub(crate) fn encode_snapshot(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    reason: Option<&'static str>,
+) -> String {
+    let mut checks: Vec<&CheckLive> = snapshot
+        .checks
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|check| filter.wants_check(Some(&check.name)))
+        .collect();
+    checks.sort_by(|a, b| a.name.cmp(&b.name));
+    let wire = WireSnapshot {
+        message: "snapshot",
+        seq: snapshot.seq,
+        reason,
+        checks: checks
+            .into_iter()
+            .map(|check| WireCheck {
+                name: &check.name,
+                kind: &check.kind,
+                status: check.status.map(Status::as_str),
+                summary: check.summary.as_deref(),
+                last_run_id: check.last_run_id,
+                last_run_at: check.last_run_at,
+                status_since: check.status_since,
+            })
+            .collect(),
+        running: snapshot
+            .running
+            .iter()
+            .filter(|run| filter.wants_check(run.check.as_deref()))
+            .map(|run| WireRun {
+                run_id: run.run_id,
+                check_id: run.check_id,
+                check: run.check.as_deref(),
+                state: run.state,
+                attempt: run.attempt,
+                worker: run.worker.as_deref(),
+                queued_at: run.queued_at,
+                started_at: run.started_at,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&wire).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot encode a snapshot");
+        format!(
+            r#"{{"type":"snapshot","seq":{},"checks":[],"running":[]}}"#,
+            snapshot.seq
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request.
+
+/// Which events a connection wants.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    /// Check names; events that concern no check (or another) are dropped.
+    checks: Option<HashSet<String>>,
+    kinds: Option<Vec<&'static str>>,
+}
+
+impl Filter {
+    /// From `checks=a,b` and `kinds=x,y` (comma-separated, empty entries ignored).
+    pub(crate) fn parse(checks: Option<&str>, kinds: Option<&str>) -> Result<Filter, ApiError> {
+        let checks = checks.map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect::<HashSet<String>>()
+        });
+        let kinds = match kinds {
+            None => None,
+            Some(list) => {
+                let mut wanted = Vec::new();
+                for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let Some(known) = EventKind::NAMES.iter().find(|known| **known == name) else {
+                        return Err(ApiError::bad_request(format!(
+                            "kinds: `{name}` is not an event kind (one of {})",
+                            EventKind::NAMES.join(", ")
+                        )));
+                    };
+                    wanted.push(*known);
+                }
+                Some(wanted)
+            }
+        };
+        Ok(Filter { checks, kinds })
+    }
+
+    fn wants_check(&self, check: Option<&str>) -> bool {
+        match &self.checks {
+            None => true,
+            Some(names) => check.is_some_and(|name| names.contains(name)),
+        }
+    }
+
+    pub(crate) fn wants(&self, event: &Event) -> bool {
+        self.kinds
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(&event.kind.name()))
+            && self.wants_check(event.check.as_deref())
+    }
+}
+
+/// `GET /api/v1/events`: authenticates (header or `?token=`), validates the query, then upgrades
+/// to a WebSocket. Every refusal happens before the upgrade, as a plain HTTP error.
+pub(crate) async fn events(State(state): State<AppState>, request: Request) -> Response {
+    match prepare(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn prepare(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let (mut parts, _body) = request.into_parts();
+    let pairs: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map(|Query(pairs)| pairs)
+        .map_err(|rejection| {
+            ApiError::bad_request(format!("bad query: {}", rejection.body_text()))
+        })?;
+    let mut token = None;
+    let mut checks = None;
+    let mut kinds = None;
+    let mut since = None;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "token" => token = Some(value.as_str()),
+            "checks" => checks = Some(value.as_str()),
+            "kinds" => kinds = Some(value.as_str()),
+            "since" => since = Some(value.as_str()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}` (expected token, checks, kinds, since)"
+                )));
+            }
+        }
+    }
+    let caller = match (parts.headers.contains_key(AUTHORIZATION), token) {
+        (true, _) => Caller::from_request_parts(&mut parts, state).await?,
+        (false, Some(token)) => crate::auth::caller_for_token(state, token).await?,
+        (false, None) => {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing token: send `Authorization: Bearer <token>` or `?token=<token>`",
+            ));
+        }
+    };
+    caller.require(Role::Viewer)?;
+    let filter = Filter::parse(checks, kinds)?;
+    let since = match since {
+        None => None,
+        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("since: `{text}` is not a sequence number"))
+        })?),
+    };
+    let last = state.bus.next_seq().saturating_sub(1);
+    if let Some(since) = since
+        && since > last
+    {
+        return Err(ApiError::bad_request(format!(
+            "since: {since} is in the future (the last event is {last})"
+        )));
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, state)
+        .await
+        .map_err(|rejection| {
+            ApiError::bad_request(format!(
+                "this endpoint speaks WebSocket: {}",
+                rejection.body_text()
+            ))
+        })?;
+    let bus = state.bus.clone();
+    let live = state.live.clone();
+    Ok(upgrade
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(4 * WRITE_BUFFER + 16 * 1024 * 1024)
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            live.connections.fetch_add(1, Ordering::Relaxed);
+            let subscription = bus.subscribe_from(since);
+            let connection = Connection {
+                bus,
+                filter: Arc::new(filter),
+                options: live.options,
+                peer,
+            };
+            connection
+                .serve(socket, subscription, live.closing.clone())
+                .await;
+            live.connections.fetch_sub(1, Ordering::Relaxed);
+        }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One connection.
+
+/// What waits to be written, in order.
+enum Outbound {
+    Text(Utf8Bytes),
+    /// From the replay ring (a resume); does not count against the buffer.
+    Replayed(Arc<Event>),
+    Live(Arc<Event>),
+    Ping,
+    Close(Option<(u16, String)>),
+}
+
+impl Outbound {
+    fn into_message(self) -> Message {
+        match self {
+            Outbound::Text(text) => Message::Text(text),
+            Outbound::Replayed(event) | Outbound::Live(event) => Message::Text(wire(&event)),
+            Outbound::Ping => Message::Ping(Bytes::new()),
+            Outbound::Close(None) => Message::Close(None),
+            Outbound::Close(Some((code, reason))) => Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            })),
+        }
+    }
+}
+
+struct Connection {
+    bus: Bus,
+    filter: Arc<Filter>,
+    options: LiveOptions,
+    peer: Option<SocketAddr>,
+}
+
+/// The per-connection pump state: the backlog between the bus and the writer.
+struct Pump {
+    backlog: VecDeque<Outbound>,
+    /// Live events in the backlog (bounded by the buffer option).
+    live_waiting: usize,
+    /// Every wanted event with seq ≤ this is in the backlog or already handed to the writer.
+    through: u64,
+}
+
+enum Ended {
+    /// The client closed or went away.
+    ClientGone,
+    /// The close frame (and everything before it) was written.
+    Closed,
+    /// The drain grace ran out before the close frame could be written.
+    GraceExpired,
+}
+
+impl Connection {
+    async fn serve(
+        self,
+        socket: WebSocket,
+        subscription: Subscription,
+        closing: CancellationToken,
+    ) {
+        let (sink, mut stream) = socket.split();
+        let (handoff, handoff_rx) = mpsc::channel::<Message>(HANDOFF);
+        let writer = write_loop(sink, handoff_rx);
+        tokio::pin!(writer);
+        let Subscription { start, live } = subscription;
+        let mut live = Some(live);
+        let mut pump = Pump {
+            backlog: VecDeque::new(),
+            live_waiting: 0,
+            through: 0,
+        };
+        match start {
+            Start::Snapshot { snapshot, too_old } => {
+                pump.through = snapshot.seq;
+                let filter = Arc::clone(&self.filter);
+                let reason = too_old.then_some("since is too old");
+                // Thousands of checks take milliseconds to encode: off the async threads.
+                let encoded = tokio::task::spawn_blocking(move || {
+                    encode_snapshot(&snapshot, &filter, reason)
+                })
+                .await;
+                let Ok(text) = encoded else {
+                    // Only when the runtime is shutting down.
+                    return;
+                };
+                pump.backlog
+                    .push_back(Outbound::Text(Utf8Bytes::from(text)));
+            }
+            Start::Resume { since, missed } => {
+                pump.through = since;
+                pump.backlog
+                    .push_back(Outbound::Text(Utf8Bytes::from(format!(
+                        r#"{{"type":"resume","seq":{since}}}"#
+                    ))));
+                for event in missed {
+                    if event.seq != pump.through + 1 {
+                        tracing::error!(
+                            seq = event.seq,
+                            expected = pump.through + 1,
+                            "replay out of order"
+                        );
+                        break;
+                    }
+                    pump.through = event.seq;
+                    if self.filter.wants(&event) {
+                        pump.backlog.push_back(Outbound::Replayed(event));
+                    }
+                }
+            }
+        }
+        let period = self.options.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut deadline: Option<Instant> = None;
+        let mut reading = true;
+        // Registered once (a child token, so connections do not share one lock every turn).
+        let shutdown = closing.child_token().cancelled_owned();
+        tokio::pin!(shutdown);
+        let ended = loop {
+            // Biased, in this order: the writer writes, the backlog moves to the writer, and only
+            // then more is taken from the bus, a hand-off at a time. A burst on the bus waits in
+            // the bus's buffer while the socket takes it; the backlog fills only when the socket
+            // does not.
+            tokio::select! {
+                biased;
+                // Cancel safety: the writer is polled by reference, never dropped mid-write.
+                written = &mut writer => {
+                    break match written {
+                        Ok(()) => Ended::Closed,
+                        Err(_) => Ended::ClientGone,
+                    };
+                }
+                () = sleep_until(deadline) => break Ended::GraceExpired,
+                // Cancel safety: polled by reference.
+                () = &mut shutdown, if deadline.is_none() => {
+                    let reason = format!("hub is shutting down; reconnect with since={}", pump.through);
+                    deadline = Some(self.start_close(&mut pump, &mut live, CLOSE_GOING_AWAY, reason));
+                }
+                // Cancel safety: `next` on a stream is cancel-safe.
+                frame = stream.next(), if reading => match frame {
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the reply; a close of ours makes the writer flush it.
+                        reading = false;
+                        live = None;
+                        pump.backlog.clear();
+                        pump.backlog.push_back(Outbound::Close(None));
+                        deadline = Some(Instant::now() + self.options.drain_grace);
+                    }
+                    Some(Ok(_)) => last_heard = Instant::now(),
+                    Some(Err(_)) | None => break Ended::ClientGone,
+                },
+                // Cancel safety: one sender, so losing a place in the queue changes nothing.
+                permit = handoff.reserve(), if !pump.backlog.is_empty() => {
+                    let Ok(permit) = permit else { break Ended::ClientGone };
+                    pump.hand_off(permit);
+                    while !pump.backlog.is_empty() {
+                        let Ok(permit) = handoff.try_reserve() else { break };
+                        pump.hand_off(permit);
+                    }
+                }
+                // Cancel safety: `tick` is cancel-safe.
+                _ = ping.tick(), if deadline.is_none() => {
+                    if last_heard.elapsed() >= 2 * period {
+                        let reason = format!(
+                            "no answer to pings for {}s; reconnect with since={}",
+                            last_heard.elapsed().as_secs(),
+                            pump.through
+                        );
+                        tracing::info!(peer = ?self.peer, "live client did not answer pings; closing");
+                        deadline = Some(self.start_close(&mut pump, &mut live, CLOSE_NO_PONG, reason));
+                    } else {
+                        pump.backlog.push_back(Outbound::Ping);
+                    }
+                }
+                // Cancel safety: `broadcast::Receiver::recv` is cancel-safe.
+                received = recv_live(&mut live) => {
+                    if let Some((code, reason)) = self.take(&mut pump, &mut live, received) {
+                        deadline = Some(self.start_close(&mut pump, &mut live, code, reason));
+                    }
+                }
+            }
+        };
+        if let Ended::GraceExpired = ended {
+            tracing::info!(peer = ?self.peer, "live client did not take its close frame in time; dropping it");
+        }
+    }
+
+    /// Takes what the bus has for this connection (the event received and whatever else is
+    /// already waiting); returns a close to start when the connection cannot keep up.
+    fn take(
+        &self,
+        pump: &mut Pump,
+        live: &mut Option<broadcast::Receiver<Arc<Event>>>,
+        first: Result<Arc<Event>, broadcast::error::RecvError>,
+    ) -> Option<(u16, String)> {
+        let mut received = first;
+        // At most a hand-off's worth of wanted events per call (so the writer runs in between),
+        // and a bounded number in all (so a connection with a narrow filter yields now and then).
+        let mut wanted_budget = HANDOFF;
+        let mut budget = 1_024usize;
+        loop {
+            match received {
+                Ok(event) => {
+                    if event.seq != pump.through + 1 {
+                        // The bus hands events out in order under one lock: this cannot happen.
+                        tracing::error!(
+                            seq = event.seq,
+                            expected = pump.through + 1,
+                            "live event out of order; closing"
+                        );
+                        return Some((
+                            CLOSE_INTERNAL,
+                            format!("out of order; reconnect with since={}", pump.through),
+                        ));
+                    }
+                    if self.filter.wants(&event) {
+                        if pump.live_waiting >= self.options.buffer {
+                            return Some(self.too_slow(pump));
+                        }
+                        pump.backlog.push_back(Outbound::Live(event));
+                        pump.live_waiting += 1;
+                        wanted_budget -= 1;
+                    }
+                    pump.through += 1;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(self.too_slow(pump)),
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Some((
+                        CLOSE_GOING_AWAY,
+                        format!(
+                            "hub is shutting down; reconnect with since={}",
+                            pump.through
+                        ),
+                    ));
+                }
+            }
+            // Drain what is already there in one go.
+            budget -= 1;
+            if budget == 0 || wanted_budget == 0 {
+                return None;
+            }
+            match live.as_mut().map(broadcast::Receiver::try_recv) {
+                Some(Ok(event)) => received = Ok(event),
+                Some(Err(broadcast::error::TryRecvError::Lagged(n))) => {
+                    received = Err(broadcast::error::RecvError::Lagged(n))
+                }
+                Some(Err(broadcast::error::TryRecvError::Closed)) => {
+                    received = Err(broadcast::error::RecvError::Closed)
+                }
+                Some(Err(broadcast::error::TryRecvError::Empty)) | None => return None,
+            }
+        }
+    }
+
+    fn too_slow(&self, pump: &Pump) -> (u16, String) {
+        let behind = self
+            .bus
+            .next_seq()
+            .saturating_sub(1)
+            .saturating_sub(pump.through);
+        tracing::info!(peer = ?self.peer, behind, since = pump.through, "live client too slow; closing");
+        (
+            CLOSE_TOO_SLOW,
+            format!(
+                "too slow: {behind} events behind; reconnect with since={}",
+                pump.through
+            ),
+        )
+    }
+
+    /// Stops taking events and queues the close frame after everything already queued; returns
+    /// the deadline for it to be written.
+    fn start_close(
+        &self,
+        pump: &mut Pump,
+        live: &mut Option<broadcast::Receiver<Arc<Event>>>,
+        code: u16,
+        reason: String,
+    ) -> Instant {
+        *live = None;
+        pump.backlog
+            .push_back(Outbound::Close(Some((code, reason))));
+        Instant::now() + self.options.drain_grace
+    }
+}
+
+impl Pump {
+    fn hand_off(&mut self, permit: mpsc::Permit<'_, Message>) {
+        let Some(item) = self.backlog.pop_front() else {
+            return;
+        };
+        if let Outbound::Live(_) = item {
+            self.live_waiting -= 1;
+        }
+        permit.send(item.into_message());
+    }
+}
+
+/// The next live event, or never when the subscription has been dropped.
+///
+/// # Cancel safety
+/// Cancel-safe: `broadcast::Receiver::recv` is.
+async fn recv_live(
+    live: &mut Option<broadcast::Receiver<Arc<Event>>>,
+) -> Result<Arc<Event>, broadcast::error::RecvError> {
+    match live {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes what it is handed, many messages per flush; ends after writing a close frame (`Ok`)
+/// or when the socket fails (`Err`).
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut handoff: mpsc::Receiver<Message>,
+) -> Result<(), axum::Error> {
+    while let Some(first) = handoff.recv().await {
+        let mut closed = matches!(first, Message::Close(_));
+        sink.feed(first).await?;
+        while !closed {
+            let Ok(message) = handoff.try_recv() else {
+                break;
+            };
+            closed = matches!(message, Message::Close(_));
+            sink.feed(message).await?;
+        }
+        sink.flush().await?;
+        if closed {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
