@@ -980,7 +980,10 @@ fn silences_and_notifier_tests() {
         error: None,
         duration_ms: 12,
     };
-    assert_eq!(render_notifier_test(&test), "delivered to ops (webhook) in 12ms\n");
+    assert_eq!(
+        render_notifier_test(&test),
+        "delivered to ops (webhook) in 12ms\n"
+    );
     test.delivered = false;
     test.error = Some("HTTP 503".to_string());
     assert_eq!(

@@ -515,34 +515,57 @@ impl CheckMeta {
     }
 }
 
-fn check_json(state: &AppState, row: &CheckRow, heartbeat: Option<&HeartbeatRow>) -> Value {
-    let public_url = &state.public_url;
+/// A check as the API shows it; borrowed from the row and the catalog, serialized directly.
+#[derive(serde::Serialize)]
+pub(crate) struct CheckView<'a> {
+    name: &'a str,
+    kind: &'a str,
+    schedule: &'a str,
+    labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    status: Option<&'a str>,
+    status_since: Option<i64>,
+    last_run_id: Option<i64>,
+    last_run_at: Option<i64>,
+    summary: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<HeartbeatView<'a>>,
+}
+
+#[derive(serde::Serialize)]
+pub(crate) struct HeartbeatView<'a> {
+    state: &'a str,
+    ping_url: String,
+    last_ping_at: Option<i64>,
+    last_success_at: Option<i64>,
+    started_at: Option<i64>,
+    pings: i64,
+}
+
+fn check_view<'a>(
+    state: &'a AppState,
+    row: &'a CheckRow,
+    heartbeat: Option<&'a HeartbeatRow>,
+) -> CheckView<'a> {
     let meta = state.catalog.get(&row.name);
-    let mut value = json!({
-        "name": row.name,
-        "kind": row.kind,
-        "schedule": meta.map(|m| m.schedule.as_str()).unwrap_or("unknown"),
-        "labels": meta.map(|m| m.labels.clone()).unwrap_or_default(),
-        "status": row.status,
-        "status_since": row.status_since,
-        "last_run_id": row.last_run_id,
-        "last_run_at": row.last_run_at,
-        "summary": row.summary,
-    });
-    if let (Some(heartbeat), Some(object)) = (heartbeat, value.as_object_mut()) {
-        object.insert(
-            "heartbeat".to_string(),
-            json!({
-                "state": heartbeat.state,
-                "ping_url": format!("{public_url}/ping/{}", heartbeat.ping_key),
-                "last_ping_at": heartbeat.last_ping_at,
-                "last_success_at": heartbeat.last_success_at,
-                "started_at": heartbeat.started_at,
-                "pings": heartbeat.pings,
-            }),
-        );
+    CheckView {
+        name: &row.name,
+        kind: &row.kind,
+        schedule: meta.map(|m| m.schedule.as_str()).unwrap_or("unknown"),
+        labels: meta.map(|m| &m.labels),
+        status: row.status.as_deref(),
+        status_since: row.status_since,
+        last_run_id: row.last_run_id,
+        last_run_at: row.last_run_at,
+        summary: row.summary.as_deref(),
+        heartbeat: heartbeat.map(|heartbeat| HeartbeatView {
+            state: &heartbeat.state,
+            ping_url: format!("{}/ping/{}", state.public_url, heartbeat.ping_key),
+            last_ping_at: heartbeat.last_ping_at,
+            last_success_at: heartbeat.last_success_at,
+            started_at: heartbeat.started_at,
+            pings: heartbeat.pings,
+        }),
     }
-    value
 }
 
 /// Heartbeat rows by check id; they carry the ping key, so only operators and admins see them.
@@ -582,7 +605,7 @@ async fn list_checks(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<CheckQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     caller.require(Role::Viewer)?;
     if let Some(status) = &query.status
         && status != "pending"
@@ -603,49 +626,54 @@ async fn list_checks(
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::bad_request("limit: must be between 1 and 10000"));
     }
-    let rows = state.store.read(warden_store::checks::list).await?;
+    // Without a label filter SQL pages exactly (one extra row says whether there is more);
+    // labels live in the config catalog, so with one every candidate is read and filtered here.
+    let listing = warden_store::checks::CheckListing {
+        after: query.after.clone(),
+        status: query.status.clone(),
+        kind: query.kind.clone(),
+        name_contains: query.filter.clone(),
+        limit: if label.is_some() {
+            usize::MAX
+        } else {
+            limit + 1
+        },
+    };
+    let rows = state
+        .store
+        .read(move |conn| warden_store::checks::list_status(conn, &listing))
+        .await?;
     let heartbeats = heartbeat_rows(&state, &caller).await?;
-    let mut checks: Vec<Value> = Vec::new();
+    let mut checks: Vec<CheckView<'_>> = Vec::with_capacity(limit.min(rows.len()));
     let mut next_after = None;
-    for row in rows
-        .iter()
-        .filter(|row| {
-            query
-                .after
-                .as_deref()
-                .is_none_or(|after| row.name.as_str() > after)
+    for row in rows.iter().filter(|row| {
+        label.as_ref().is_none_or(|(key, value)| {
+            state
+                .catalog
+                .get(&row.name)
+                .is_some_and(|meta| meta.labels.get(key) == Some(value))
         })
-        .filter(|row| match query.status.as_deref() {
-            None => true,
-            Some("pending") => row.status.is_none(),
-            Some(status) => row.status.as_deref() == Some(status),
-        })
-        .filter(|row| {
-            query
-                .filter
-                .as_deref()
-                .is_none_or(|needle| row.name.contains(needle))
-        })
-        .filter(|row| query.kind.as_deref().is_none_or(|kind| row.kind == kind))
-        .filter(|row| {
-            label.as_ref().is_none_or(|(key, value)| {
-                state
-                    .catalog
-                    .get(&row.name)
-                    .is_some_and(|meta| meta.labels.get(key) == Some(value))
-            })
-        })
-    {
+    }) {
         if checks.len() == limit {
-            next_after = checks
-                .last()
-                .and_then(|c| c["name"].as_str())
-                .map(str::to_string);
+            next_after = checks.last().map(|c| c.name.to_string());
             break;
         }
-        checks.push(check_json(&state, row, heartbeats.get(&row.id)));
+        checks.push(check_view(&state, row, heartbeats.get(&row.id)));
     }
-    Ok(Json(json!({ "checks": checks, "next_after": next_after })))
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        checks: Vec<CheckView<'a>>,
+        next_after: Option<String>,
+    }
+    let bytes = serde_json::to_vec(&Page { checks, next_after }).map_err(|error| {
+        tracing::error!(%error, "cannot encode the checks");
+        ApiError::new(ErrorCode::Internal, "internal error; see the hub's log")
+    })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn get_check(
@@ -661,7 +689,10 @@ async fn get_check(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("check `{name}` not found")))?;
     let heartbeats = heartbeat_rows(&state, &caller).await?;
-    Ok(Json(check_json(&state, &row, heartbeats.get(&row.id))))
+    Ok(Json(
+        serde_json::to_value(check_view(&state, &row, heartbeats.get(&row.id)))
+            .unwrap_or(Value::Null),
+    ))
 }
 
 /// Forces a run of a check now, ahead of scheduled runs; the overlap policy does not apply.

@@ -10,8 +10,8 @@ pub mod defaults;
 mod error;
 pub mod heartbeat;
 mod live;
-mod query;
 mod metrics;
+mod query;
 pub mod recorder;
 pub mod scheduler;
 pub mod worker;
@@ -188,17 +188,18 @@ impl Hub {
         let live_options = live::LiveOptions::from_env();
         let (bus, recorder_events) = Bus::with_options(live_options.bus_options());
         live::seed(&bus, &store).await?;
-        let metrics = metrics::Metrics::new(
-            store.clone(),
-            bus.clone(),
-            &store.read(warden_store::checks::list).await?,
-        );
         let alerter_events = bus
             .attach_alerter(8_192)
             .ok_or_else(|| HubError::Internal("the alerter's bus tap is taken".to_string()))?;
         let (alerting, alerter) =
             alerting::Alerting::new(&config, Arc::clone(&public_url), alerter_events)
                 .map_err(HubError::Notifier)?;
+        let metrics = metrics::Metrics::new(
+            store.clone(),
+            bus.clone(),
+            &store.read(warden_store::checks::list).await?,
+            Arc::clone(alerting.stats()),
+        );
         let (recorded, recorded_rx) = watch::channel(0u64);
         Ok(Hub {
             listener,
@@ -291,6 +292,7 @@ impl Hub {
         };
         let check_count = checks.len();
         tracker.spawn(Scheduler::new(SystemClock, sink, &checks).run(stop_work.clone()));
+        tracker.spawn(state.live.clone().fan_out(state.bus.clone()));
         tracker.spawn(query::rollup_loop(state.store.clone(), stop_work.clone()));
         state.alerting.spawn(
             alerter,

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warden_core::Status;
@@ -60,6 +60,9 @@ const MAX_RUNNING: usize = 50_000;
 const HANDOFF: usize = 64;
 /// What the writer keeps before writing to the socket (tungstenite's write buffer).
 const WRITE_BUFFER: usize = 32 * 1024;
+/// While events keep coming, connections are woken at most this often (they then take
+/// everything that arrived): a bound on wake-ups, not a delay when events are sparse.
+const FANOUT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How live connections behave. Read from the environment at hub start
 /// (`WARDEN_LIVE_REPLAY`, `WARDEN_LIVE_BUFFER`, `WARDEN_LIVE_PING_MS`).
@@ -146,6 +149,8 @@ pub(crate) struct Live {
     pub(crate) options: LiveOptions,
     closing: CancellationToken,
     connections: Arc<AtomicUsize>,
+    /// The newest sequence number the fan-out has seen; connections wait on this, not on the bus.
+    ticks: Arc<watch::Sender<u64>>,
 }
 
 impl Live {
@@ -154,6 +159,39 @@ impl Live {
             options,
             closing: CancellationToken::new(),
             connections: Arc::default(),
+            ticks: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// The fan-out: the bus's only live waiter for all connections. A publish wakes this one
+    /// task (the broadcast wakes every waiting receiver, under the numbering lock), and this task
+    /// wakes the connections, at most once per [`FANOUT_INTERVAL`] while events keep coming.
+    /// Connections then take their events from their own receivers without waiting on them.
+    /// Runs until [`Live::close_all`].
+    pub(crate) async fn fan_out(self, bus: Bus) {
+        let mut events = bus.subscribe();
+        loop {
+            // Cancel safety: `recv` and `cancelled` are cancel-safe.
+            let received = tokio::select! {
+                received = events.recv() => received,
+                () = self.closing.cancelled() => return,
+            };
+            let mut latest = match received {
+                Ok(event) => event.seq,
+                Err(broadcast::error::RecvError::Lagged(_)) => 0,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            loop {
+                match events.try_recv() {
+                    Ok(event) => latest = event.seq,
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            if latest > 0 {
+                self.ticks.send_replace(latest);
+            }
+            tokio::time::sleep(FANOUT_INTERVAL).await;
         }
     }
 
@@ -796,7 +834,12 @@ async fn prepare(state: &AppState, request: Request) -> Result<Response, ApiErro
                 peer,
             };
             connection
-                .serve(socket, subscription, live.closing.clone())
+                .serve(
+                    socket,
+                    subscription,
+                    live.ticks.subscribe(),
+                    live.closing.clone(),
+                )
                 .await;
             live.connections.fetch_sub(1, Ordering::Relaxed);
         }))
@@ -860,6 +903,7 @@ impl Connection {
         self,
         socket: WebSocket,
         subscription: Subscription,
+        mut ticks: watch::Receiver<u64>,
         closing: CancellationToken,
     ) {
         let (sink, mut stream) = socket.split();
@@ -918,6 +962,9 @@ impl Connection {
         let mut last_heard = Instant::now();
         let mut deadline: Option<Instant> = None;
         let mut reading = true;
+        // Everything up to here is in `live` (from the subscription point on).
+        let mut latest = *ticks.borrow_and_update();
+        let mut ticking = true;
         // Registered once (a child token, so connections do not share one lock every turn).
         let shutdown = closing.child_token().cancelled_owned();
         tokio::pin!(shutdown);
@@ -977,9 +1024,14 @@ impl Connection {
                         pump.backlog.push_back(Outbound::Ping);
                     }
                 }
-                // Cancel safety: `broadcast::Receiver::recv` is cancel-safe.
-                received = recv_live(&mut live) => {
-                    if let Some((code, reason)) = self.take(&mut pump, &mut live, received) {
+                // Cancel safety: `changed` is cancel-safe.
+                changed = ticks.changed(), if ticking && live.is_some() => match changed {
+                    Ok(()) => latest = *ticks.borrow_and_update(),
+                    Err(_) => ticking = false,
+                },
+                // A hand-off's worth at a time, so the writer runs in between.
+                () = std::future::ready(()), if live.is_some() && pump.through < latest => {
+                    if let Some((code, reason)) = self.take(&mut pump, &mut live, latest) {
                         deadline = Some(self.start_close(&mut pump, &mut live, code, reason));
                     }
                 }
@@ -990,46 +1042,27 @@ impl Connection {
         }
     }
 
-    /// Takes what the bus has for this connection (the event received and whatever else is
-    /// already waiting); returns a close to start when the connection cannot keep up.
+    /// Takes what the bus has for this connection, up to `latest` (announced by the fan-out,
+    /// so it is all in the receiver and `try_recv` never waits or registers); returns a close to
+    /// start when the connection cannot keep up.
     fn take(
         &self,
         pump: &mut Pump,
         live: &mut Option<broadcast::Receiver<Arc<Event>>>,
-        first: Result<Arc<Event>, broadcast::error::RecvError>,
+        latest: u64,
     ) -> Option<(u16, String)> {
-        let mut received = first;
+        let receiver = live.as_mut()?;
         // At most a hand-off's worth of wanted events per call (so the writer runs in between),
         // and a bounded number in all (so a connection with a narrow filter yields now and then).
         let mut wanted_budget = HANDOFF;
         let mut budget = 1_024usize;
-        loop {
-            match received {
-                Ok(event) => {
-                    if event.seq != pump.through + 1 {
-                        // The bus hands events out in order under one lock: this cannot happen.
-                        tracing::error!(
-                            seq = event.seq,
-                            expected = pump.through + 1,
-                            "live event out of order; closing"
-                        );
-                        return Some((
-                            CLOSE_INTERNAL,
-                            format!("out of order; reconnect with since={}", pump.through),
-                        ));
-                    }
-                    if self.filter.wants(&event) {
-                        if pump.live_waiting >= self.options.buffer {
-                            return Some(self.too_slow(pump));
-                        }
-                        pump.backlog.push_back(Outbound::Live(event));
-                        pump.live_waiting += 1;
-                        wanted_budget -= 1;
-                    }
-                    pump.through += 1;
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => return Some(self.too_slow(pump)),
-                Err(broadcast::error::RecvError::Closed) => {
+        while pump.through < latest && wanted_budget > 0 && budget > 0 {
+            budget -= 1;
+            let event = match receiver.try_recv() {
+                Ok(event) => event,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return Some(self.too_slow(pump)),
+                Err(broadcast::error::TryRecvError::Empty) => return None,
+                Err(broadcast::error::TryRecvError::Closed) => {
                     return Some((
                         CLOSE_GOING_AWAY,
                         format!(
@@ -1038,23 +1071,30 @@ impl Connection {
                         ),
                     ));
                 }
+            };
+            if event.seq != pump.through + 1 {
+                // The bus hands events out in order under one lock: this cannot happen.
+                tracing::error!(
+                    seq = event.seq,
+                    expected = pump.through + 1,
+                    "live event out of order; closing"
+                );
+                return Some((
+                    CLOSE_INTERNAL,
+                    format!("out of order; reconnect with since={}", pump.through),
+                ));
             }
-            // Drain what is already there in one go.
-            budget -= 1;
-            if budget == 0 || wanted_budget == 0 {
-                return None;
-            }
-            match live.as_mut().map(broadcast::Receiver::try_recv) {
-                Some(Ok(event)) => received = Ok(event),
-                Some(Err(broadcast::error::TryRecvError::Lagged(n))) => {
-                    received = Err(broadcast::error::RecvError::Lagged(n))
+            if self.filter.wants(&event) {
+                if pump.live_waiting >= self.options.buffer {
+                    return Some(self.too_slow(pump));
                 }
-                Some(Err(broadcast::error::TryRecvError::Closed)) => {
-                    received = Err(broadcast::error::RecvError::Closed)
-                }
-                Some(Err(broadcast::error::TryRecvError::Empty)) | None => return None,
+                pump.backlog.push_back(Outbound::Live(event));
+                pump.live_waiting += 1;
+                wanted_budget -= 1;
             }
+            pump.through += 1;
         }
+        None
     }
 
     fn too_slow(&self, pump: &Pump) -> (u16, String) {
@@ -1098,19 +1138,6 @@ impl Pump {
             self.live_waiting -= 1;
         }
         permit.send(item.into_message());
-    }
-}
-
-/// The next live event, or never when the subscription has been dropped.
-///
-/// # Cancel safety
-/// Cancel-safe: `broadcast::Receiver::recv` is.
-async fn recv_live(
-    live: &mut Option<broadcast::Receiver<Arc<Event>>>,
-) -> Result<Arc<Event>, broadcast::error::RecvError> {
-    match live {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
     }
 }
 

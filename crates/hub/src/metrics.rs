@@ -132,7 +132,12 @@ struct Inner {
 impl Metrics {
     /// Metrics for a hub with this store and bus, its check table seeded from `checks` (the
     /// store's configured checks with their latest status).
-    pub(crate) fn new(store: Store, bus: Bus, checks: &[CheckRow]) -> Metrics {
+    pub(crate) fn new(
+        store: Store,
+        bus: Bus,
+        checks: &[CheckRow],
+        alerts: Arc<crate::alerting::AlertStats>,
+    ) -> Metrics {
         let mut registry = Registry::default();
         let runs_started = Family::<KindLabels, Counter>::default();
         registry.register(
@@ -196,6 +201,7 @@ impl Metrics {
         registry.register_collector(Box::new(HubCollector {
             bus,
             store,
+            alerts,
             started: Instant::now(),
             start_time_seconds: unix_seconds(SystemTime::now()),
         }));
@@ -539,6 +545,7 @@ fn failure_reason(status: Status, reason: Option<&'static str>) -> Option<&'stat
 struct HubCollector {
     bus: Bus,
     store: Store,
+    alerts: Arc<crate::alerting::AlertStats>,
     started: Instant,
     start_time_seconds: f64,
 }
@@ -599,7 +606,55 @@ impl Collector for HubCollector {
             "Most operations folded into one write transaction so far.",
             stats.largest_batch as f64,
         )?;
-        writer_batches(&mut encoder, &stats)
+        writer_batches(&mut encoder, &stats)?;
+        let alerts = &self.alerts;
+        let read =
+            |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
+        for (name, help, value) in [
+            (
+                "warden_incidents_opened",
+                "Incidents the alerter opened.",
+                read(&alerts.incidents_opened),
+            ),
+            (
+                "warden_incidents_resolved",
+                "Incidents the alerter resolved.",
+                read(&alerts.incidents_resolved),
+            ),
+            (
+                "warden_notifications_sent",
+                "Notifications delivered to a notifier.",
+                read(&alerts.notifications_sent),
+            ),
+            (
+                "warden_notifications_failed",
+                "Notifications that failed every attempt (recorded on their incident; never \
+                 dropped silently).",
+                read(&alerts.notifications_failed),
+            ),
+            (
+                "warden_notification_attempts_failed",
+                "Delivery attempts that failed, retries included.",
+                read(&alerts.notification_attempts_failed),
+            ),
+            (
+                "warden_alerter_runs_evaluated",
+                "Finished runs the alerter evaluated rules on.",
+                read(&alerts.runs_evaluated),
+            ),
+        ] {
+            counter(&mut encoder, name, help, value)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "warden_alerter_evaluation_seconds",
+            "Time the alerter spent evaluating rules (store writes excluded).",
+            None,
+            MetricType::Counter,
+        )?;
+        metric.encode_counter::<NoLabelSet, _, u64>(
+            &(read(&alerts.evaluation_nanos) as f64 / 1e9),
+            None,
+        )
     }
 }
 

@@ -74,7 +74,10 @@ impl RunsInFlight {
     /// Stops a local run if it is running here; true when it was.
     pub(crate) fn cancel(&self, run_id: i64) -> bool {
         match self.0.lock() {
-            Ok(map) => map.get(&run_id).map(|entry| entry.cancel.cancel()).is_some(),
+            Ok(map) => map
+                .get(&run_id)
+                .map(|entry| entry.cancel.cancel())
+                .is_some(),
             Err(_) => false,
         }
     }

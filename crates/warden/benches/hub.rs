@@ -21,6 +21,13 @@
 //!    `ts_us` → client receipt) p50/p99, hub CPU, too-slow closes; each client following one
 //!    check, then unfiltered at a tenth of the events, a tenth of the clients, and full scale.
 //!    WARDEN_BENCH_LIVE_S (20) per round.
+//! H. Alerting CPU: the rule engine in-process on 10,000 checks each finishing every 10 s (one
+//!    sample each) plus 1,000 series rules, over 10 simulated minutes (CPU per simulated second);
+//!    then a real hub with 10,000 `noop` checks every 10 s and 1,000 series rules: the alerter's
+//!    evaluation time over a steady minute (its own counter) beside the hub's whole CPU.
+//! I. Page latency: WARDEN_BENCH_PAGES (300) heartbeat checks, a rule firing on one failure
+//!    and a webhook receiver in the bench: from sending `/ping/<key>/fail` (which records the
+//!    crit result) to the receiver holding the incident, one at a time; p50/p99/max.
 //!
 //! Sizes (env): WARDEN_BENCH_CHECKS (10000), WARDEN_BENCH_STEADY_S (60), WARDEN_BENCH_EXEC_S (30),
 //! WARDEN_BENCH_HTTP_CHECKS (6000), WARDEN_BENCH_SCALE_S (300);
@@ -210,8 +217,17 @@ fn main() {
     if only.is_empty() || only.contains('F') {
         heartbeat_ingest();
     }
+    if only.is_empty() || only.contains('J') {
+        checks_listing();
+    }
     if only.is_empty() || only.contains('G') {
         live_fanout();
+    }
+    if only.is_empty() || only.contains('H') {
+        alerting_cpu();
+    }
+    if only.is_empty() || only.contains('I') {
+        page_latency();
     }
 }
 
@@ -343,10 +359,22 @@ fn http_scale() {
 
 /// Runs `wrk` and returns (requests/s, p99 ms).
 fn wrk(url: &str, seconds: u64) -> Option<(f64, f64)> {
-    let output = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", url])
-        .output()
-        .ok()?;
+    wrk_with(url, seconds, 64, None)
+}
+
+/// `wrk` with a connection count and an optional bearer token.
+fn wrk_with(url: &str, seconds: u64, connections: u32, token: Option<&str>) -> Option<(f64, f64)> {
+    let mut command = Command::new("wrk");
+    command.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = command.arg(url).output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let rate = text
         .lines()
@@ -834,4 +862,309 @@ fn live_fanout() {
     fanout_round(clients, checks / 10, lines, &everything, seconds);
     fanout_round(clients / 10, checks, lines, &everything, seconds);
     fanout_round(clients, checks, lines, &everything, seconds);
+}
+
+/// J. `GET /api/v1/checks` on a hub with 10,000 checks and 10 M samples of history, with `wrk`,
+/// beside the same hub's health endpoint in the same run.
+fn checks_listing() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("\n## J. checks listing: SKIPPED (wrk is not installed: apt-get install wrk)");
+        return;
+    }
+    let checks = env_u64("WARDEN_BENCH_CHECKS", 10_000);
+    let samples_total = env_u64("WARDEN_BENCH_HISTORY", 10_000_000);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut config = String::new();
+    for i in 0..checks {
+        config.push_str(&format!(
+            "[[check]]\nname = \"svc-{i}\"\nkind = \"noop\"\nevery = \"1h\"\nlabels = {{ team = \"t{}\" }}\n\n",
+            i % 10
+        ));
+    }
+    // History first, written straight into the store the hub will open.
+    let parsed = warden_core::config::parse_config("bench.toml", &config, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let filled = Instant::now();
+    runtime.block_on(async {
+        let store = warden_store::Store::open(
+            &dir.path().join("data"),
+            warden_store::StoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let checks_config = parsed.checks.clone();
+        store
+            .write(move |conn| {
+                warden_store::checks::sync(conn, &checks_config, warden_store::now_ms())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let series_count = 1_000i64;
+        let ids: Vec<i64> = store
+            .write(move |conn| {
+                (0..series_count)
+                    .map(|i| {
+                        warden_store::samples::resolve_series(
+                            conn,
+                            &format!("svc-{i}.response_time"),
+                            "{}",
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = warden_store::now_ms() - samples_total as i64 / series_count * 10_000;
+        let per_batch = 50_000u64;
+        let mut written = 0u64;
+        while written < samples_total {
+            let ids = ids.clone();
+            let first = written;
+            store
+                .write(move |conn| {
+                    let batch: Vec<warden_store::samples::Sample> = (first..first + per_batch)
+                        .map(|n| warden_store::samples::Sample {
+                            series_id: ids[(n % series_count as u64) as usize],
+                            ts: start + (n / series_count as u64) as i64 * 10_000,
+                            value: (n % 997) as f64,
+                        })
+                        .collect();
+                    warden_store::samples::insert(conn, &batch)
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            written += per_batch;
+        }
+        store.close().await;
+    });
+    let fill_seconds = filled.elapsed().as_secs_f64();
+    let path = dir.path().join("warden.toml");
+    std::fs::write(&path, &config).unwrap_or_else(|e| panic!("{e}"));
+    let hub = start_hub(dir.path(), &config, &[]);
+    // The first start made the admin token; a later start prints none: make one for the run.
+    let token = if hub.token.is_empty() {
+        panic!("no admin token: the store was opened before the hub made one")
+    } else {
+        hub.token.clone()
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let seconds = 10;
+    let health = wrk_with(&format!("{}/api/v1/health", hub.url), seconds, 16, None);
+    let page = wrk_with(
+        &format!("{}/api/v1/checks", hub.url),
+        seconds,
+        16,
+        Some(&token),
+    );
+    let all = wrk_with(
+        &format!("{}/api/v1/checks?limit=10000", hub.url),
+        seconds,
+        16,
+        Some(&token),
+    );
+    let label = wrk_with(
+        &format!("{}/api/v1/checks?label=team%3Dt3&status=ok", hub.url),
+        seconds,
+        16,
+        Some(&token),
+    );
+    println!();
+    println!(
+        "## J. GET /api/v1/checks: {checks} checks, {samples_total} samples of history (filled in {fill_seconds:.0}s), wrk 2 threads 16 connections {seconds}s each"
+    );
+    for (what, figures) in [
+        ("GET /api/v1/health", health),
+        ("GET /api/v1/checks (default page, 1,000)", page),
+        ("GET /api/v1/checks?limit=10000 (all)", all),
+        ("GET /api/v1/checks?label=team=t3&status=ok", label),
+    ] {
+        if let Some((rate, p99)) = figures {
+            println!("{what}: {rate:.0} req/s, p99 {p99:.2} ms");
+        }
+    }
+}
+
+/// H: what rule evaluation costs, in-process and inside a real hub.
+fn alerting_cpu() {
+    println!();
+    println!("## H. alerting CPU");
+    match warden_hub::alerting::bench::synthetic_evaluation(10_000, 1_000, 600) {
+        Ok(report) => println!(
+            "engine in-process: {} runs + {} samples over {}s simulated, {} actions: {:.3}s of CPU = {:.3}% of one core",
+            report.runs,
+            report.samples,
+            report.simulated.as_secs(),
+            report.actions,
+            report.elapsed.as_secs_f64(),
+            100.0 * report.elapsed.as_secs_f64() / report.simulated.as_secs_f64()
+        ),
+        Err(error) => println!("engine in-process: cannot build the config: {error}"),
+    }
+    let checks = env_u64("WARDEN_BENCH_CHECKS", 10_000);
+    let steady = env_u64("WARDEN_BENCH_STEADY_S", 60);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut config = String::from(
+        "[[notifier]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\ndefault = true\n\n",
+    );
+    for i in 0..checks {
+        config.push_str(&format!(
+            "[[check]]\nname = \"noop-{i}\"\nkind = \"noop\"\nevery = \"10s\"\n\n"
+        ));
+    }
+    for j in 0..1_000 {
+        config.push_str(&format!(
+            "[[rule]]\nname = \"series-{j}\"\nexpr = \"noop-{j}.value > 90\"\nfor = \"1m\"\n\n"
+        ));
+    }
+    let hub = start_hub(dir.path(), &config, &[]);
+    std::thread::sleep(Duration::from_secs(15));
+    let before = get(&hub, "/api/v1/alerting");
+    let t0 = now_ms();
+    let ticks0 = cpu_ticks(hub.child.id());
+    std::thread::sleep(Duration::from_secs(steady));
+    let ticks1 = cpu_ticks(hub.child.id());
+    let t1 = now_ms();
+    let after = get(&hub, "/api/v1/alerting");
+    let wall = (t1 - t0) as f64 / 1000.0;
+    let delta = |key: &str| after[key].as_u64().unwrap_or(0) - before[key].as_u64().unwrap_or(0);
+    let nanos = delta("evaluation_nanos") as f64;
+    let hub_cpu = (ticks1 - ticks0) as f64 / clock_ticks_per_second() / wall * 100.0;
+    println!(
+        "real hub, {checks} noop checks every 10s + 1,000 series rules, steady {steady}s: {} runs evaluated, alerter {:.3}% of one core ({:.1} us per run); whole hub {hub_cpu:.1}%",
+        delta("runs_evaluated"),
+        100.0 * nanos / 1e9 / wall,
+        nanos / 1e3 / delta("runs_evaluated").max(1) as f64
+    );
+}
+
+/// A webhook receiver on a thread: answers 200, reports (receipt ms, body) of each request.
+fn page_receiver() -> (String, std::sync::mpsc::Receiver<(i64, Value)>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let tx = tx.clone();
+            // A thread per connection: the hub keeps connections alive between pages.
+            std::thread::spawn(move || {
+                let Ok(clone) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(clone);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).map_or(true, |n| n == 0) {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.trim().eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let at = now_ms();
+                    if stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    if tx.send((at, body)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// I: from a recorded crit result to the webhook receiver holding the incident.
+fn page_latency() {
+    let pages = env_u64("WARDEN_BENCH_PAGES", 300);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (receiver, received) = page_receiver();
+    let mut config = format!(
+        "[[notifier]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{receiver}/page\"\n\n[[rule]]\nname = \"job-failed\"\nchecks = [\"job-*\"]\nfailure_threshold = 1\nnotify = [\"ops\"]\n\n"
+    );
+    for i in 0..pages {
+        config.push_str(&format!(
+            "[[check]]\nname = \"job-{i}\"\nkind = \"heartbeat\"\nperiod = \"1h\"\n\n"
+        ));
+    }
+    let hub = start_hub(dir.path(), &config, &[]);
+    let checks = get(&hub, "/api/v1/checks");
+    let ping_urls: std::collections::HashMap<String, String> = checks["checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|check| {
+            Some((
+                check["name"].as_str()?.to_string(),
+                check["heartbeat"]["ping_url"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let http = client();
+    let mut latencies = Vec::new();
+    for i in 0..pages {
+        let name = format!("job-{i}");
+        let Some(url) = ping_urls.get(&name) else {
+            continue;
+        };
+        let sent = now_ms();
+        if http.get(format!("{url}/fail")).send().is_err() {
+            continue;
+        }
+        // The incident's page, then its resolution once the job pings success again.
+        loop {
+            let Ok((at, body)) = received.recv_timeout(Duration::from_secs(10)) else {
+                println!("no page for {name} within 10s");
+                break;
+            };
+            if body["incident"]["subject"] == name.as_str() && body["event"] == "opened" {
+                latencies.push((at - sent) as f64);
+                break;
+            }
+        }
+        let _ = http.get(url).send();
+        while let Ok((_, body)) = received.recv_timeout(Duration::from_secs(10)) {
+            if body["incident"]["subject"] == name.as_str() && body["event"] == "resolved" {
+                break;
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    println!();
+    println!(
+        "## I. page latency, {} incidents one at a time",
+        latencies.len()
+    );
+    println!(
+        "fail ping sent -> webhook received (ms): p50 {:.0}  p99 {:.0}  max {:.0}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
 }

@@ -165,7 +165,7 @@ pub(crate) async fn run(alerting: Alerting, store: Store, bus: Bus, stop: Cancel
         }
     }
     sends.close();
-    if tokio::time::timeout(Duration::from_secs(15), sends.wait())
+    if tokio::time::timeout(Duration::from_secs(5), sends.wait())
         .await
         .is_err()
     {

@@ -1347,3 +1347,56 @@ async fn email_goes_through_a_real_smtp_server_with_starttls() {
         "{message:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_rate_limited_notifier_spaces_notifications_out_and_drops_none() {
+    let receiver = Receiver::start(Some(0)).await;
+    let fixture = DeliveryFixture::start(
+        "[[notifier]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"@URL@/hook\"\nrate_limit = \"2/1s\"\n",
+        &receiver.url,
+    )
+    .await;
+    let id = fixture.incident_id;
+    let started = std::time::Instant::now();
+    fixture
+        .store
+        .write(move |conn| {
+            for event in ["repeat-1", "repeat-2", "repeat-3"] {
+                warden_store::alerting::queue_delivery(
+                    conn,
+                    Some(id),
+                    "ops",
+                    event,
+                    false,
+                    warden_store::now_ms(),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    fixture.alerting.wake_delivery();
+    for _ in 0..200 {
+        if receiver.requests().len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 4, "every notification arrives");
+    // Two at once, then one every half second: the fourth no sooner than ~1 s in.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let events: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            body["event"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert_eq!(events, ["opened", "repeat", "repeat", "repeat"]);
+    fixture.stop().await;
+}

@@ -439,3 +439,83 @@ timeout = "2s"
     let json: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     assert_eq!(json["delivered"], true);
 }
+
+#[test]
+fn a_page_queued_before_a_restart_is_sent_after_it() {
+    let dir = temp_dir();
+    let flag = dir.path().join("down");
+    std::fs::write(&flag, b"").unwrap_or_else(|e| panic!("{e}"));
+    // The receiver's port is free now; it starts listening only after the restart.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/warden"
+default = true
+backoff = "1s"
+max_attempts = 10
+{}"#,
+            flag_check(&flag)
+        ),
+    );
+    let data = dir.path().join("data");
+    let mut hub = Hub::start(&data, &["--config", &config]);
+    let token = hub.new_token.clone().unwrap_or_default();
+    let api = Api::new(&hub.url, &token);
+    let id = wait_for(Duration::from_secs(30), "a failed first attempt", || {
+        let (_, page) = api.get("/api/v1/incidents?open=true").ok()?;
+        let id = page["incidents"].as_array()?.first()?["id"].as_i64()?;
+        let (_, detail) = api.get(&format!("/api/v1/incidents/{id}")).ok()?;
+        (detail["deliveries"][0]["attempts"].as_i64()? >= 1).then_some(id)
+    });
+    hub.signal("TERM");
+    assert_eq!(hub.wait_exit(Duration::from_secs(30)), Some(0));
+    drop(hub);
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    let (tx, requests) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(match stream.try_clone() {
+                Ok(clone) => clone,
+                Err(_) => continue,
+            });
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
+    });
+    let hub = Hub::start(&data, &["--config", &config]);
+    let page = requests
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the queued page was lost in the restart"));
+    assert_eq!(page["event"], "opened");
+    assert_eq!(page["incident"]["id"], id);
+    // Still the same incident: the restart neither lost it nor opened a second one.
+    let api = Api::new(&hub.url, &token);
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, open) = api
+        .get("/api/v1/incidents?open=true")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(open["incidents"].as_array().map(Vec::len), Some(1));
+    assert!(requests.try_recv().is_err(), "paged twice");
+}

@@ -22,8 +22,10 @@ impl Raw {
     fn new(url: &str) -> Raw {
         Raw {
             url: url.to_string(),
+            // No connection reuse: a hub that refuses a huge body early closes that connection.
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap_or_else(|e| panic!("{e}")),
         }
@@ -60,33 +62,37 @@ fn make_token(api: &Api, name: &str, role: &str, expires_in: Option<&str>) -> (i
     )
 }
 
-fn start() -> (tempfile::TempDir, Hub, Api) {
+/// A hub with three exec checks; `slow` sleeps for `sleep_seconds` (unique per test, so a test
+/// can find its own process).
+fn start(sleep_seconds: &str) -> (tempfile::TempDir, Hub, Api) {
     let dir = temp_dir();
     let config = dir.path().join("warden.toml");
     std::fs::write(
         &config,
-        r#"
+        format!(
+            r#"
 [[check]]
 name = "web"
 kind = "exec"
 command = ["sh", "-c", "echo 'OK - fine|response_time=0.25s;1;2 size=2KB'"]
 every = "1h"
-labels = { team = "web" }
+labels = {{ team = "web" }}
 
 [[check]]
 name = "db"
 kind = "exec"
 command = ["sh", "-c", "echo 'DB CRITICAL - down'; exit 2"]
 every = "1h"
-labels = { team = "data" }
+labels = {{ team = "data" }}
 
 [[check]]
 name = "slow"
 kind = "exec"
-command = ["sleep", "31.4159"]
+command = ["sleep", "{sleep_seconds}"]
 every = "1h"
 timeout = "60s"
-"#,
+"#
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let config = config.display().to_string();
@@ -102,7 +108,7 @@ fn count_rows(api: &Api, path: &str, field: &str) -> usize {
 
 #[test]
 fn every_endpoint_enforces_its_role() {
-    let (_dir, hub, api) = start();
+    let (_dir, hub, api) = start("31.11");
     let raw = Raw::new(&hub.url);
     let admin = api.token.clone();
     let (_, operator) = make_token(&api, "ops", "operator", None);
@@ -261,7 +267,7 @@ fn every_endpoint_enforces_its_role() {
 
 #[test]
 fn malformed_input_is_refused_and_changes_nothing() {
-    let (_dir, hub, api) = start();
+    let (_dir, hub, api) = start("31.22");
     let raw = Raw::new(&hub.url);
     let admin = api.token.clone();
     wait_for(Duration::from_secs(30), "web to run", || {
@@ -487,7 +493,7 @@ fn cli(hub: &Hub, token: &str, args: &[&str], extra_env: &[(&str, &str)]) -> (i3
 
 #[test]
 fn the_cli_does_what_the_api_does() {
-    let (dir, hub, api) = start();
+    let (dir, hub, api) = start("31.4159");
     let admin = api.token.clone();
     wait_for(Duration::from_secs(30), "web, db and slow to start", || {
         let (_, body) = api.get("/api/v1/checks?status=pending").ok()?;

@@ -231,6 +231,9 @@ fn metrics_expose_hub_health_and_check_results_that_promtool_accepts() {
         "warden_recorder_batches_total ",
         "warden_store_write_operations_total ",
         "warden_uptime_seconds ",
+        "warden_incidents_opened_total ",
+        "warden_notifications_failed_total 0",
+        "warden_alerter_evaluation_seconds_total ",
     ] {
         assert!(
             has_prefix(prefix),

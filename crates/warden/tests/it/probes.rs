@@ -16,7 +16,12 @@ fn latest(api: &Api, names: &[&str]) -> BTreeMap<String, Value> {
         let checks: BTreeMap<String, Value> = body["checks"]
             .as_array()?
             .iter()
-            .map(|c| (c["name"].as_str().unwrap_or_default().to_string(), c.clone()))
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default().to_string(),
+                    c.clone(),
+                )
+            })
             .collect();
         names
             .iter()
@@ -135,7 +140,11 @@ every = "1h"
     };
 
     let (status, summary, reason) = show("health");
-    assert_eq!((status.as_str(), &reason), ("ok", &Value::Null), "{summary}");
+    assert_eq!(
+        (status.as_str(), &reason),
+        ("ok", &Value::Null),
+        "{summary}"
+    );
     assert!(summary.starts_with("HTTP 200 OK in "), "{summary}");
     let samples: BTreeMap<String, f64> = run(&api, &checks["health"])["result"]["perfdata"]
         .as_array()
@@ -150,7 +159,11 @@ every = "1h"
         })
         .collect();
     assert_eq!(samples.get("health.status"), Some(&200.0), "{samples:?}");
-    for series in ["health.connect_time", "health.first_byte_time", "health.response_time"] {
+    for series in [
+        "health.connect_time",
+        "health.first_byte_time",
+        "health.response_time",
+    ] {
         let value = samples.get(series).copied().unwrap_or(-1.0);
         assert!((0.0..5.0).contains(&value), "{series} = {value}");
     }
@@ -167,7 +180,10 @@ every = "1h"
     assert_eq!(reason, "condition");
 
     let (status, summary, reason) = show("refused");
-    assert_eq!((status.as_str(), &reason), ("crit", &Value::from("connect")));
+    assert_eq!(
+        (status.as_str(), &reason),
+        ("crit", &Value::from("connect"))
+    );
     assert!(summary.starts_with("connect: "), "{summary}");
 
     let (status, summary, _) = show("port-open");
@@ -175,7 +191,10 @@ every = "1h"
     assert!(summary.starts_with("connected to 127.0.0.1:"), "{summary}");
 
     let (status, summary, reason) = show("port-closed");
-    assert_eq!((status.as_str(), &reason), ("crit", &Value::from("connect")));
+    assert_eq!(
+        (status.as_str(), &reason),
+        ("crit", &Value::from("connect"))
+    );
     assert!(summary.contains("refused"), "{summary}");
 
     let (status, summary, _) = show("port-should-be-closed");
@@ -188,7 +207,10 @@ every = "1h"
         eprintln!("SKIPPED icmp assertions: the kernel forbids ICMP sockets here: {summary}");
     } else {
         assert_eq!(status, "ok", "{summary}");
-        assert!(summary.starts_with("2/2 replies from 127.0.0.1"), "{summary}");
+        assert!(
+            summary.starts_with("2/2 replies from 127.0.0.1"),
+            "{summary}"
+        );
     }
     drop(hub);
     drop(target);
