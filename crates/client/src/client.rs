@@ -27,6 +27,18 @@ pub struct Client {
     base_text: String,
     /// Parsed base URL; checked in [`Client::new`] to be able to take path segments.
     base: Url,
+    /// For the events WebSocket, which browsers and this client authenticate by query.
+    token: Secret,
+}
+
+/// A token that never shows in `Debug` output (logs, panics).
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl Client {
@@ -57,6 +69,7 @@ impl Client {
             http,
             base_text: base_url.to_string(),
             base,
+            token: Secret(token.to_string()),
         })
     }
 
@@ -132,6 +145,14 @@ impl Client {
         let url = self.endpoint(&["runs", &id.to_string(), "output"], &[]);
         let body: OutputBody = self.call(Method::GET, url, REQUEST_TIMEOUT).await?;
         Ok(body.lines)
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.token.0
+    }
+
+    pub(crate) fn base_text(&self) -> &str {
+        &self.base_text
     }
 
     /// `POST /api/v1/runs/{id}/cancel`: cancels a queued or running run.

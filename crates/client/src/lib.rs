@@ -6,11 +6,13 @@
 pub mod alerting;
 mod client;
 mod error;
+mod follow;
 pub mod render;
 mod types;
 
 pub use crate::client::Client;
 pub use crate::error::ClientError;
+pub use crate::follow::FollowSink;
 pub use crate::types::{
     Check, CheckFilter, Heartbeat, OutputLine, OutputStream, Run, RunFilter, RunPage, RunState,
     SeriesBody, Status,

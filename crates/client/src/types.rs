@@ -125,6 +125,8 @@ pub struct RunPage {
 pub enum OutputStream {
     Stdout,
     Stderr,
+    /// A heartbeat ping's request body.
+    Body,
 }
 
 /// One line a run printed (`GET /api/v1/runs/{id}/output`).

@@ -233,6 +233,9 @@ pub struct RunArgs {
 pub struct LogsArgs {
     /// The run's id (see `warden runs`).
     pub run_id: i64,
+    /// Keep printing lines as the run writes them, until it ends (reconnects by itself).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {

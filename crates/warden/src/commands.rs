@@ -70,8 +70,55 @@ pub(crate) fn runs(hub: &HubArgs, args: &RunsArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Prints each line as it comes (a JSON object per line with `--json`).
+struct PrintLines {
+    json: bool,
+    failed: Option<Failure>,
+}
+
+impl warden_client::FollowSink for PrintLines {
+    fn line(&mut self, line: &warden_client::OutputLine) {
+        if self.failed.is_some() {
+            return;
+        }
+        let text = if self.json {
+            match serde_json::to_string(line) {
+                Ok(text) => format!("{text}\n"),
+                Err(_) => return,
+            }
+        } else {
+            format!("{}\n", line.line)
+        };
+        if let Err(failure) = print(&text) {
+            self.failed = Some(failure);
+        }
+    }
+}
+
 pub(crate) fn logs(hub: &HubArgs, args: &LogsArgs) -> Result<(), Failure> {
     let client = client(hub)?;
+    if args.follow {
+        let mut sink = PrintLines {
+            json: hub.json,
+            failed: None,
+        };
+        let run = block_on(client.follow(args.run_id, &mut sink, Duration::from_secs(60)))?
+            .map_err(hub_failure)?;
+        if let Some(failure) = sink.failed {
+            return Err(failure);
+        }
+        if !hub.json {
+            eprintln!(
+                "run {} {}{}",
+                run.id,
+                run.state.as_str(),
+                run.status
+                    .map(|status| format!(": {}", status.as_str()))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
     let lines = block_on(client.output(args.run_id))?.map_err(hub_failure)?;
     if hub.json {
         return print_json(&lines);

@@ -679,3 +679,65 @@ fn the_cli_does_what_the_api_does() {
     );
     drop(hub);
 }
+
+#[test]
+fn logs_follow_prints_stored_then_live_lines_until_the_run_ends() {
+    use std::io::BufRead as _;
+    let dir = temp_dir();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[check]]
+name = "chatty"
+kind = "exec"
+command = ["sh", "-c", "for i in 1 2 3 4 5; do echo \"line $i\"; sleep 0.5; done"]
+every = "1h"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = config.display().to_string();
+    let hub = Hub::start(&dir.path().join("data"), &["--config", &config]);
+    let api = Api::new(&hub.url, hub.new_token.as_deref().unwrap_or_default());
+    // Let the start-up run finish, then start one to follow.
+    wait_for(Duration::from_secs(30), "the first run", || {
+        let (_, body) = api.get("/api/v1/checks/chatty").ok()?;
+        body["status"].as_str().map(|_| ())
+    });
+    let (status, body) = api
+        .post("/api/v1/checks/chatty/run", &json!({}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 201, "{body}");
+    let run_id = body["run_id"].as_i64().unwrap_or(0);
+    let mut child = Command::new(warden_bin())
+        .args(["logs", &run_id.to_string(), "--follow"])
+        .env("WARDEN_URL", &hub.url)
+        .env("WARDEN_TOKEN", &api.token)
+        .env("WARDEN_CLI_CONFIG", "/nonexistent/cli.toml")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "line 1");
+    // Live: the run is still going when its first line is on our screen.
+    let (_, run) = api
+        .get(&format!("/api/v1/runs/{run_id}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        run["state"] == "leased" || run["state"] == "queued",
+        "the run ended before its first line was followed: {run}"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(rest, ["line 2", "line 3", "line 4", "line 5"]);
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("run {run_id} completed: ok")),
+        "{stderr}"
+    );
+    drop(hub);
+}
