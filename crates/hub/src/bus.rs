@@ -258,7 +258,7 @@ pub struct BusOptions {
     pub first_seq: u64,
 }
 
-/// Where a live subscription starts; the receiver beside it yields exactly what follows.
+/// Where a live subscription starts.
 #[derive(Debug)]
 pub(crate) enum Start {
     /// The state as of `snapshot.seq`; `too_old` when a `since` could not be served from the
@@ -266,13 +266,6 @@ pub(crate) enum Start {
     Snapshot { snapshot: Snapshot, too_old: bool },
     /// Every event after `since` up to the subscription point, in order.
     Resume { since: u64, missed: Vec<Arc<Event>> },
-}
-
-/// A live subscription: where it starts, and the receiver of every event after that.
-#[derive(Debug)]
-pub(crate) struct Subscription {
-    pub(crate) start: Start,
-    pub(crate) live: broadcast::Receiver<Arc<Event>>,
 }
 
 /// Counters for `/metrics` and tests.
@@ -411,19 +404,37 @@ impl Bus {
         self.inner.live.subscribe()
     }
 
-    /// A live subscription lined up with the state: under the numbering lock, either a copy of
-    /// the live state as of the last event, or (when `since` is given and every event after it
-    /// is still in the replay ring) those events; plus a receiver whose first event is the one
-    /// after. The copy is pointers only (`Arc`s), so the lock is held for microseconds.
-    pub(crate) fn subscribe_from(&self, since: Option<u64>) -> Subscription {
+    /// Where a live subscriber starts, under the numbering lock: either a copy of the live state
+    /// as of the last event, or (when `since` is given and every event after it is still in the
+    /// replay ring) those events. The copy is pointers only (`Arc`s), so the lock is held for
+    /// microseconds. The subscriber's later events must come from a stream it joined *before*
+    /// this call (so that stream holds everything after the start; it skips what is older).
+    pub(crate) fn start_from(&self, since: Option<u64>) -> Start {
+        Bus::start(&self.inner.lock_state(), since)
+    }
+
+    /// The last sequence number given out and a receiver of every event after it.
+    pub(crate) fn subscribe_after(&self) -> (u64, broadcast::Receiver<Arc<Event>>) {
         let state = self.inner.lock_state();
-        let live = self.inner.live.subscribe();
+        (state.next_seq - 1, self.inner.live.subscribe())
+    }
+
+    /// The replay ring's events after `seq`, when it still holds the one right after it.
+    pub(crate) fn replay_after(&self, seq: u64) -> Option<Vec<Arc<Event>>> {
+        let state = self.inner.lock_state();
+        match Bus::start(&state, Some(seq)) {
+            Start::Resume { missed, .. } => Some(missed),
+            Start::Snapshot { .. } => None,
+        }
+    }
+
+    fn start(state: &BusState, since: Option<u64>) -> Start {
         let last = state.next_seq - 1;
         let oldest = state
             .replay
             .front()
             .map_or(state.next_seq, |event| event.seq);
-        let start = match since {
+        match since {
             Some(since) if since <= last && since.saturating_add(1) >= oldest => {
                 let skip = usize::try_from(since + 1 - oldest).unwrap_or(usize::MAX);
                 Start::Resume {
@@ -439,8 +450,7 @@ impl Bus {
                 snapshot: state.live_state.snapshot(last),
                 too_old: false,
             },
-        };
-        Subscription { start, live }
+        }
     }
 
     /// Replaces the live state (at start, from the store, before anything is published).

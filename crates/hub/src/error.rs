@@ -1,13 +1,16 @@
 //! API errors: one code enum mapped to HTTP status, rendered as `{"error": {"code", "message"}}`.
-//! A 500's body says only that something failed; the log says why.
+//! A 500's body says only that something failed; the log says why. [`ErrorBody`] is both what
+//! is sent and the schema the OpenAPI document gives every error response.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use warden_store::StoreError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What went wrong, in a word a program can switch on; each code has one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum ErrorCode {
     BadRequest,
     Unauthorized,
@@ -20,7 +23,7 @@ pub(crate) enum ErrorCode {
 }
 
 impl ErrorCode {
-    fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -30,19 +33,6 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -87,9 +77,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer: `{"error": {"code": "not_found", "message": "..."}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    pub(crate) code: ErrorCode,
+    /// For people: what was wrong and, for a bad request, which field or parameter.
+    pub(crate) message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
-        (self.code.status(), Json(body)).into_response()
+        let status = self.code.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (status, Json(body)).into_response()
     }
 }

@@ -353,8 +353,10 @@ impl Heartbeats {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PingQuery {
+    /// A run id (a UUID) pairing a `start` ping with its end ping.
     #[serde(default)]
     rid: Option<String>,
 }
@@ -368,6 +370,24 @@ fn ping_response(status: StatusCode, text: &'static str) -> Response {
 }
 
 /// `/ping/<key>`: a success ping.
+#[utoipa::path(
+    method(get, post),
+    path = "/ping/{key}",
+    tag = "heartbeats",
+    operation_id = "ping",
+    summary = "Ping: the job succeeded",
+    description = "healthchecks.io-compatible; no token: the key is the secret. Any body is kept \
+                   as the run's output (up to the `Ping-Body-Limit` bytes). Answers are plain \
+                   text.",
+    params(("key" = String, Path, description = "The heartbeat's ping key (a UUID)"), PingQuery),
+    request_body(content = Option<String>, content_type = "text/plain", description = "Optional: the job's output (POST)"),
+    responses(
+        (status = 200, description = "Recorded", content_type = "text/plain", body = String, example = "OK"),
+        (status = 400, description = "A bad query (`rid` not a UUID)", content_type = "text/plain", body = String),
+        (status = 404, description = "No heartbeat has this key", content_type = "text/plain", body = String, example = "not found"),
+        (status = 503, description = "The ping could not be stored", content_type = "text/plain", body = String),
+    )
+)]
 pub(crate) async fn ping(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -378,6 +398,28 @@ pub(crate) async fn ping(
 }
 
 /// `/ping/<key>/<action>`: `start`, `fail`, `log` or an exit code 0-255.
+#[utoipa::path(
+    method(get, post),
+    path = "/ping/{key}/{action}",
+    tag = "heartbeats",
+    operation_id = "ping_action",
+    summary = "Ping: the job started, failed, logged or exited with a code",
+    description = "healthchecks.io-compatible; no token: the key is the secret. Any body is kept \
+                   as the run's output (up to the `Ping-Body-Limit` bytes). Answers are plain \
+                   text.",
+    params(
+        ("key" = String, Path, description = "The heartbeat's ping key (a UUID)"),
+        ("action" = String, Path, description = "`start`, `fail`, `log`, or an exit code 0-255 (0 is success)"),
+        PingQuery,
+    ),
+    request_body(content = Option<String>, content_type = "text/plain", description = "Optional: the job's output (POST)"),
+    responses(
+        (status = 200, description = "Recorded", content_type = "text/plain", body = String, example = "OK"),
+        (status = 400, description = "A bad query (`rid` not a UUID)", content_type = "text/plain", body = String),
+        (status = 404, description = "No heartbeat has this key, or no such action", content_type = "text/plain", body = String, example = "not found"),
+        (status = 503, description = "The ping could not be stored", content_type = "text/plain", body = String),
+    )
+)]
 pub(crate) async fn ping_action(
     State(state): State<AppState>,
     Path((key, action)): Path<(String, String)>,

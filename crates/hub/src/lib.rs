@@ -11,6 +11,7 @@ mod error;
 pub mod heartbeat;
 mod live;
 mod metrics;
+mod openapi;
 mod query;
 pub mod recorder;
 pub mod scheduler;

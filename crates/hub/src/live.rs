@@ -13,7 +13,8 @@
 //! `checks=a,b`, `kinds=run_finished,output_line`, `since=N`. Filters drop events (and snapshot
 //! entries) but sequence numbers stay global, so a filtered client sees gaps and can still resume.
 //!
-//! Close codes: 4000 too slow, 4001 no answer to pings, 1001 hub shutting down, 1011 internal;
+//! Close codes: 4000 too slow (or the hub itself fell behind), 4001 no answer to pings, 1001 hub
+//! shutting down;
 //! each reason ends with `since=<seq>`: everything the client asked for up to that seq was sent
 //! before the close frame.
 
@@ -31,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warden_core::Status;
@@ -41,7 +42,7 @@ use warden_store::queue::{RunFilter, RunRow, RunState};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::bus::{Bus, BusOptions, Event, EventKind, Start, Subscription};
+use crate::bus::{Bus, BusOptions, Event, EventKind, Start};
 use crate::error::{ApiError, ErrorCode};
 
 /// Close code: the client fell too far behind (its buffer filled or it lagged the bus).
@@ -50,8 +51,6 @@ pub const CLOSE_TOO_SLOW: u16 = 4000;
 pub const CLOSE_NO_PONG: u16 = 4001;
 /// Close code: the hub is shutting down (standard "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code: the server broke its own promise (an out-of-order event); reconnect.
-pub const CLOSE_INTERNAL: u16 = 1011;
 
 /// Runs in flight kept for snapshots at most; beyond it the oldest (lowest run id) are dropped.
 /// Runs that end without an event (cancelled, lease lost for good) would otherwise stay forever.
@@ -60,9 +59,16 @@ const MAX_RUNNING: usize = 50_000;
 const HANDOFF: usize = 64;
 /// What the writer keeps before writing to the socket (tungstenite's write buffer).
 const WRITE_BUFFER: usize = 32 * 1024;
-/// While events keep coming, connections are woken at most this often (they then take
-/// everything that arrived): a bound on wake-ups, not a delay when events are sparse.
-const FANOUT_INTERVAL: Duration = Duration::from_millis(1);
+/// Batches a connection may fall behind before it is closed as too slow.
+const BATCHES: usize = 4_096;
+/// While events keep coming, connections are woken at most once per this interval (they then
+/// take everything that arrived): a bound on wake-ups, not a delay when events are sparse. It
+/// grows with the connections (each wake-up costs a task poll): 1 ms up to 200 connections,
+/// 5 µs per connection beyond, at most 10 ms.
+fn fanout_interval(connections: usize) -> Duration {
+    let micros = u64::try_from(connections.saturating_mul(5)).unwrap_or(u64::MAX);
+    Duration::from_micros(micros.clamp(1_000, 10_000))
+}
 
 /// How live connections behave. Read from the environment at hub start
 /// (`WARDEN_LIVE_REPLAY`, `WARDEN_LIVE_BUFFER`, `WARDEN_LIVE_PING_MS`).
@@ -149,8 +155,23 @@ pub(crate) struct Live {
     pub(crate) options: LiveOptions,
     closing: CancellationToken,
     connections: Arc<AtomicUsize>,
-    /// The newest sequence number the fan-out has seen; connections wait on this, not on the bus.
-    ticks: Arc<watch::Sender<u64>>,
+    /// The fan-out's batches of events; connections wait on this, not on the bus.
+    batches: broadcast::Sender<Arc<Batch>>,
+}
+
+/// Events in seq order, contiguous with the batch before (the fan-out's invariant; a
+/// connection checks it anyway), each with its check's [`check_key`].
+#[derive(Debug)]
+pub(crate) struct Batch {
+    events: Vec<(Arc<Event>, Option<u64>)>,
+}
+
+/// A fixed hash of a check name: connections compare these before comparing names.
+fn check_key(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Live {
@@ -159,40 +180,85 @@ impl Live {
             options,
             closing: CancellationToken::new(),
             connections: Arc::default(),
-            ticks: Arc::new(watch::Sender::new(0)),
+            batches: broadcast::Sender::new(BATCHES),
         }
     }
 
     /// The fan-out: the bus's only live waiter for all connections. A publish wakes this one
-    /// task (the broadcast wakes every waiting receiver, under the numbering lock), and this task
-    /// wakes the connections, at most once per [`FANOUT_INTERVAL`] while events keep coming.
-    /// Connections then take their events from their own receivers without waiting on them.
-    /// Runs until [`Live::close_all`].
-    pub(crate) async fn fan_out(self, bus: Bus) {
-        let mut events = bus.subscribe();
-        loop {
-            // Cancel safety: `recv` and `cancelled` are cancel-safe.
-            let received = tokio::select! {
-                received = events.recv() => received,
-                () = self.closing.cancelled() => return,
-            };
-            let mut latest = match received {
-                Ok(event) => event.seq,
-                Err(broadcast::error::RecvError::Lagged(_)) => 0,
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
+    /// task (the broadcast wakes every waiting receiver, under the numbering lock); it gathers
+    /// what arrived into one batch for all connections, at most once per [`fanout_interval`]
+    /// while events keep coming, so a connection does one wake-up and one shared read per batch
+    /// instead of per event. Subscribes to the bus before returning the future (so no batch can
+    /// miss an event published after the hub starts serving); runs until [`Live::close_all`].
+    pub(crate) fn fan_out(self, bus: Bus) -> impl Future<Output = ()> + Send + 'static {
+        let (mut through, mut events) = bus.subscribe_after();
+        async move {
             loop {
-                match events.try_recv() {
-                    Ok(event) => latest = event.seq,
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-                    Err(_) => break,
+                // Cancel safety: `recv` and `cancelled` are cancel-safe.
+                let received = tokio::select! {
+                    received = events.recv() => received,
+                    () = self.closing.cancelled() => return,
+                };
+                let mut batch = Vec::new();
+                let mut received = match received {
+                    Ok(event) => Ok(event),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        Err(broadcast::error::TryRecvError::Lagged(n))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                loop {
+                    match received {
+                        Ok(event) if event.seq <= through => {}
+                        Ok(event) => {
+                            through = event.seq;
+                            let key = event.check.as_deref().map(check_key);
+                            batch.push((event, key));
+                        }
+                        // Starved for a while: the ring has what the buffer dropped.
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                            match bus.replay_after(through) {
+                                Some(missed) => {
+                                    for event in missed {
+                                        through = event.seq;
+                                        let key = event.check.as_deref().map(check_key);
+                                        batch.push((event, key));
+                                    }
+                                }
+                                None => {
+                                    // Connections see the gap and close; clients resume.
+                                    tracing::warn!(
+                                        through,
+                                        "live fan-out fell behind the replay ring"
+                                    );
+                                    through = bus.next_seq() - 1;
+                                }
+                            }
+                        }
+                        Err(broadcast::error::TryRecvError::Empty) => break,
+                        Err(broadcast::error::TryRecvError::Closed) => return,
+                    }
+                    received = events.try_recv();
                 }
+                if !batch.is_empty() {
+                    let _ = self.batches.send(Arc::new(Batch { events: batch }));
+                }
+                tokio::time::sleep(fanout_interval(self.connections())).await;
             }
-            if latest > 0 {
-                self.ticks.send_replace(latest);
-            }
-            tokio::time::sleep(FANOUT_INTERVAL).await;
         }
+    }
+
+    /// Where a new connection starts, and its batches. Batches first, then the start: the
+    /// batches joined hold every event after the fan-out's position, which is at or before the
+    /// start's seq, so they cover everything after the start (the connection skips what the
+    /// start already covers) and nothing between the two is lost.
+    pub(crate) fn join(
+        &self,
+        bus: &Bus,
+        since: Option<u64>,
+    ) -> (Start, broadcast::Receiver<Arc<Batch>>) {
+        let batches = self.batches.subscribe();
+        (bus.start_from(since), batches)
     }
 
     /// Tells every connection to close with 1001 (the hub is shutting down).
@@ -201,7 +267,6 @@ impl Live {
     }
 
     /// Open connections.
-    #[allow(dead_code)] // reason: for /metrics (another issue) and tests
     pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
@@ -700,6 +765,8 @@ pub(crate) fn encode_snapshot(
 pub(crate) struct Filter {
     /// Check names; events that concern no check (or another) are dropped.
     checks: Option<HashSet<String>>,
+    /// Their [`check_key`]s, sorted: most events are turned away by a look-up here.
+    check_keys: Vec<u64>,
     kinds: Option<Vec<&'static str>>,
 }
 
@@ -729,7 +796,27 @@ impl Filter {
                 Some(wanted)
             }
         };
-        Ok(Filter { checks, kinds })
+        let mut check_keys: Vec<u64> = checks
+            .iter()
+            .flatten()
+            .map(|name| check_key(name))
+            .collect();
+        check_keys.sort_unstable();
+        Ok(Filter {
+            checks,
+            check_keys,
+            kinds,
+        })
+    }
+
+    /// [`Filter::wants`] for an event whose check has the [`check_key`] `key`.
+    fn wants_keyed(&self, event: &Event, key: Option<u64>) -> bool {
+        if self.checks.is_some()
+            && key.is_none_or(|key| self.check_keys.binary_search(&key).is_err())
+        {
+            return false;
+        }
+        self.wants(event)
     }
 
     fn wants_check(&self, check: Option<&str>) -> bool {
@@ -825,8 +912,8 @@ async fn prepare(state: &AppState, request: Request) -> Result<Response, ApiErro
         .max_write_buffer_size(4 * WRITE_BUFFER + 16 * 1024 * 1024)
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
-            live.connections.fetch_add(1, Ordering::Relaxed);
-            let subscription = bus.subscribe_from(since);
+            let _counted = Counted::new(&live.connections);
+            let (start, batches) = live.join(&bus, since);
             let connection = Connection {
                 bus,
                 filter: Arc::new(filter),
@@ -834,15 +921,25 @@ async fn prepare(state: &AppState, request: Request) -> Result<Response, ApiErro
                 peer,
             };
             connection
-                .serve(
-                    socket,
-                    subscription,
-                    live.ticks.subscribe(),
-                    live.closing.clone(),
-                )
+                .serve(socket, start, batches, live.closing.clone())
                 .await;
-            live.connections.fetch_sub(1, Ordering::Relaxed);
         }))
+}
+
+/// Counts a connection while it lives (however its task ends).
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(counter: &Arc<AtomicUsize>) -> Counted {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted(Arc::clone(counter))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -887,6 +984,8 @@ struct Pump {
     live_waiting: usize,
     /// Every wanted event with seq ≤ this is in the backlog or already handed to the writer.
     through: u64,
+    /// A batch being taken, and how far.
+    pending: Option<(Arc<Batch>, usize)>,
 }
 
 enum Ended {
@@ -902,20 +1001,20 @@ impl Connection {
     async fn serve(
         self,
         socket: WebSocket,
-        subscription: Subscription,
-        mut ticks: watch::Receiver<u64>,
+        start: Start,
+        batches: broadcast::Receiver<Arc<Batch>>,
         closing: CancellationToken,
     ) {
         let (sink, mut stream) = socket.split();
         let (handoff, handoff_rx) = mpsc::channel::<Message>(HANDOFF);
         let writer = write_loop(sink, handoff_rx);
         tokio::pin!(writer);
-        let Subscription { start, live } = subscription;
-        let mut live = Some(live);
+        let mut live = Some(batches);
         let mut pump = Pump {
             backlog: VecDeque::new(),
             live_waiting: 0,
             through: 0,
+            pending: None,
         };
         match start {
             Start::Snapshot { snapshot, too_old } => {
@@ -962,9 +1061,6 @@ impl Connection {
         let mut last_heard = Instant::now();
         let mut deadline: Option<Instant> = None;
         let mut reading = true;
-        // Everything up to here is in `live` (from the subscription point on).
-        let mut latest = *ticks.borrow_and_update();
-        let mut ticking = true;
         // Registered once (a child token, so connections do not share one lock every turn).
         let shutdown = closing.child_token().cancelled_owned();
         tokio::pin!(shutdown);
@@ -1024,14 +1120,21 @@ impl Connection {
                         pump.backlog.push_back(Outbound::Ping);
                     }
                 }
-                // Cancel safety: `changed` is cancel-safe.
-                changed = ticks.changed(), if ticking && live.is_some() => match changed {
-                    Ok(()) => latest = *ticks.borrow_and_update(),
-                    Err(_) => ticking = false,
+                // Cancel safety: `broadcast::Receiver::recv` is cancel-safe.
+                batch = recv_batch(&mut live), if pump.pending.is_none() => match batch {
+                    Ok(batch) => pump.pending = Some((batch, 0)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let close = self.too_slow(&pump);
+                        deadline = Some(self.start_close(&mut pump, &mut live, close.0, close.1));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let reason = format!("hub is shutting down; reconnect with since={}", pump.through);
+                        deadline = Some(self.start_close(&mut pump, &mut live, CLOSE_GOING_AWAY, reason));
+                    }
                 },
                 // A hand-off's worth at a time, so the writer runs in between.
-                () = std::future::ready(()), if live.is_some() && pump.through < latest => {
-                    if let Some((code, reason)) = self.take(&mut pump, &mut live, latest) {
+                () = std::future::ready(()), if live.is_some() && pump.pending.is_some() => {
+                    if let Some((code, reason)) = self.take(&mut pump) {
                         deadline = Some(self.start_close(&mut pump, &mut live, code, reason));
                     }
                 }
@@ -1042,57 +1145,46 @@ impl Connection {
         }
     }
 
-    /// Takes what the bus has for this connection, up to `latest` (announced by the fan-out,
-    /// so it is all in the receiver and `try_recv` never waits or registers); returns a close to
-    /// start when the connection cannot keep up.
-    fn take(
-        &self,
-        pump: &mut Pump,
-        live: &mut Option<broadcast::Receiver<Arc<Event>>>,
-        latest: u64,
-    ) -> Option<(u16, String)> {
-        let receiver = live.as_mut()?;
+    /// Takes from the pending batch: skips what the start already covers, checks every seq
+    /// follows the one before, queues what the filter wants; returns a close to start when the
+    /// connection cannot keep up.
+    fn take(&self, pump: &mut Pump) -> Option<(u16, String)> {
+        let (batch, mut index) = pump.pending.take()?;
         // At most a hand-off's worth of wanted events per call (so the writer runs in between),
         // and a bounded number in all (so a connection with a narrow filter yields now and then).
         let mut wanted_budget = HANDOFF;
-        let mut budget = 1_024usize;
-        while pump.through < latest && wanted_budget > 0 && budget > 0 {
+        let mut budget = 4_096usize;
+        while let Some((event, key)) = batch.events.get(index) {
+            if wanted_budget == 0 || budget == 0 {
+                pump.pending = Some((batch, index));
+                return None;
+            }
+            index += 1;
             budget -= 1;
-            let event = match receiver.try_recv() {
-                Ok(event) => event,
-                Err(broadcast::error::TryRecvError::Lagged(_)) => return Some(self.too_slow(pump)),
-                Err(broadcast::error::TryRecvError::Empty) => return None,
-                Err(broadcast::error::TryRecvError::Closed) => {
-                    return Some((
-                        CLOSE_GOING_AWAY,
-                        format!(
-                            "hub is shutting down; reconnect with since={}",
-                            pump.through
-                        ),
-                    ));
-                }
-            };
+            if event.seq <= pump.through {
+                continue;
+            }
             if event.seq != pump.through + 1 {
-                // The bus hands events out in order under one lock: this cannot happen.
-                tracing::error!(
-                    seq = event.seq,
-                    expected = pump.through + 1,
-                    "live event out of order; closing"
-                );
+                // Only when the fan-out itself fell behind the replay ring.
+                tracing::info!(peer = ?self.peer, since = pump.through, "live events lost to this client; closing");
                 return Some((
-                    CLOSE_INTERNAL,
-                    format!("out of order; reconnect with since={}", pump.through),
+                    CLOSE_TOO_SLOW,
+                    format!(
+                        "the hub fell behind: {} events lost; reconnect with since={}",
+                        event.seq - pump.through - 1,
+                        pump.through
+                    ),
                 ));
             }
-            if self.filter.wants(&event) {
+            if self.filter.wants_keyed(event, *key) {
                 if pump.live_waiting >= self.options.buffer {
                     return Some(self.too_slow(pump));
                 }
-                pump.backlog.push_back(Outbound::Live(event));
+                pump.backlog.push_back(Outbound::Live(Arc::clone(event)));
                 pump.live_waiting += 1;
                 wanted_budget -= 1;
             }
-            pump.through += 1;
+            pump.through = event.seq;
         }
         None
     }
@@ -1118,11 +1210,12 @@ impl Connection {
     fn start_close(
         &self,
         pump: &mut Pump,
-        live: &mut Option<broadcast::Receiver<Arc<Event>>>,
+        live: &mut Option<broadcast::Receiver<Arc<Batch>>>,
         code: u16,
         reason: String,
     ) -> Instant {
         *live = None;
+        pump.pending = None;
         pump.backlog
             .push_back(Outbound::Close(Some((code, reason))));
         Instant::now() + self.options.drain_grace
@@ -1138,6 +1231,19 @@ impl Pump {
             self.live_waiting -= 1;
         }
         permit.send(item.into_message());
+    }
+}
+
+/// The next batch, or never when the subscription has been dropped.
+///
+/// # Cancel safety
+/// Cancel-safe: `broadcast::Receiver::recv` is.
+async fn recv_batch(
+    live: &mut Option<broadcast::Receiver<Arc<Batch>>>,
+) -> Result<Arc<Batch>, broadcast::error::RecvError> {
+    match live {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -418,6 +418,23 @@ impl Metrics {
 }
 
 /// `GET /metrics`: needs a viewer token unless `[hub] metrics_public = true`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "The Prometheus text exposition (format 0.0.4). Needs a viewer token unless \
+                   the hub is configured with `[hub] metrics_public = true`.",
+    responses(
+        (status = 200, description = "The exposition", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 401, description = "No token, or an invalid, expired or revoked one (unless metrics are public)", body = crate::error::ErrorBody),
+        (status = 403, description = "The token's role is not allowed (unless metrics are public)", body = crate::error::ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = crate::error::ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = ["viewer"]))
+)]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,

@@ -5,23 +5,26 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
 use warden_core::duration::parse_duration;
 use warden_store::Store;
 use warden_store::samples::{self, Aggregate, BUCKET_MS};
 
 use crate::AppState;
-use crate::api::{JsonBody, QueryParams};
+use crate::api::{JsonBody, PathParam, QueryParams};
 use crate::auth::{Caller, Role, generate_token, hash_token};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// Most points one range query returns.
 const MAX_POINTS: i64 = 10_000;
+/// The latest time a range may name: 9999-12-31T23:59:59.999Z. With times in `0..=MAX_TIME_MS`
+/// every difference and step computed from them fits an `i64`.
+pub(crate) const MAX_TIME_MS: i64 = 253_402_300_799_999;
 
 /// Rolls finished minutes up every 30 s, a minute's grace after each minute ends (samples
 /// carry their run's finish time and arrive a little after it).
@@ -55,6 +58,13 @@ fn time_range(
     since: Option<&str>,
     default: Duration,
 ) -> Result<(i64, i64), ApiError> {
+    for (name, time) in [("from", from), ("to", to)] {
+        if time.is_some_and(|time| !(0..=MAX_TIME_MS).contains(&time)) {
+            return Err(ApiError::bad_request(format!(
+                "{name}: must be a time in ms since the epoch, between 0 and {MAX_TIME_MS}"
+            )));
+        }
+    }
     let to = to.unwrap_or_else(warden_store::now_ms);
     let from = match (from, since) {
         (Some(_), Some(_)) => {
@@ -65,8 +75,11 @@ fn time_range(
             let back = parse_duration(since)
                 .map_err(|error| ApiError::bad_request(format!("since: {error}")))?;
             to.saturating_sub(i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
+                .max(0)
         }
-        (None, None) => to.saturating_sub(i64::try_from(default.as_millis()).unwrap_or(0)),
+        (None, None) => to
+            .saturating_sub(i64::try_from(default.as_millis()).unwrap_or(0))
+            .max(0),
     };
     if from >= to {
         return Err(ApiError::bad_request("from: must be before to"));
@@ -74,23 +87,59 @@ fn time_range(
     Ok((from, to))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SeriesListQuery {
+    /// Only series whose name starts with this.
     #[serde(default)]
     prefix: Option<String>,
+    /// A series name: the page starts after it.
     #[serde(default)]
     after: Option<String>,
+    /// Page size, 1-1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SeriesPage {
+    series: Vec<SeriesName>,
+    /// Pass as `after` for the next page; null on the last.
+    next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SeriesName {
+    /// `<check>.<label>` from perfdata, e.g. `web.response_time`.
+    name: String,
+    labels: Value,
+}
+
 /// `GET /api/v1/series`: series names (optionally by prefix), paginated by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/series",
+    tag = "series",
+    operation_id = "list_series",
+    summary = "List series by name",
+    params(SeriesListQuery),
+    responses(
+        (status = 200, description = "A page of series", body = SeriesPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 pub(crate) async fn list_series(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<SeriesListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SeriesPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
@@ -110,43 +159,80 @@ pub(crate) async fn list_series(
     let next_after = (rows.len() == limit)
         .then(|| rows.last().map(|row| row.name.clone()))
         .flatten();
-    let series: Vec<Value> = rows
+    let series = rows
         .iter()
-        .map(|row| {
-            json!({
-                "name": row.name,
-                "labels": serde_json::from_str::<Value>(&row.labels).unwrap_or(Value::Null),
-            })
+        .map(|row| SeriesName {
+            name: row.name.clone(),
+            labels: serde_json::from_str::<Value>(&row.labels).unwrap_or(Value::Null),
         })
         .collect();
-    Ok(Json(json!({ "series": series, "next_after": next_after })))
+    Ok(Json(SeriesPage { series, next_after }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SeriesQuery {
+    /// Start of the range (ms since epoch); give this or `since`.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 253_402_300_799_999_i64)]
     from: Option<i64>,
+    /// End of the range (ms since epoch); default now.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 253_402_300_799_999_i64)]
     to: Option<i64>,
+    /// A duration back from `to`, e.g. `6h`; default `1h`.
     #[serde(default)]
     since: Option<String>,
     /// A duration (`1m`); default: the range over `points`.
     #[serde(default)]
     step: Option<String>,
+    /// How many points (1-10000, default 300); instead of `step`.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 10_000)]
     points: Option<i64>,
+    /// `avg` (default), `min`, `max` or `last`.
     #[serde(default)]
     agg: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SeriesPoints {
+    name: String,
+    from: i64,
+    to: i64,
+    step_ms: i64,
+    aggregate: String,
+    /// `[ms since epoch, value]` pairs, one per step that has samples.
+    #[schema(value_type = Vec<Vec<f64>>)]
+    points: Vec<(i64, f64)>,
+}
+
 /// `GET /api/v1/series/{name}`: one series over a range, one point per step.
+#[utoipa::path(
+    get,
+    path = "/api/v1/series/{*name}",
+    tag = "series",
+    operation_id = "query_series",
+    summary = "One series over a range",
+    params(("name" = String, Path, description = "The series name (it may contain `/`)"), SeriesQuery),
+    responses(
+        (status = 200, description = "One point per step", body = SeriesPoints),
+        (status = 400, description = "A bad or unknown query parameter, or a range with too many points", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such series", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 pub(crate) async fn query_series(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     QueryParams(query): QueryParams<SeriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SeriesPoints>, ApiError> {
     caller.require(Role::Viewer)?;
     let (from, to) = time_range(
         query.from,
@@ -193,35 +279,74 @@ pub(crate) async fn query_series(
         })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("series `{name}` not found")))?;
-    Ok(Json(json!({
-        "name": name,
-        "from": from,
-        "to": to,
-        "step_ms": step_ms,
-        "aggregate": aggregate_name,
-        "points": points.iter().map(|(ts, value)| json!([ts, value])).collect::<Vec<_>>(),
-    })))
+    Ok(Json(SeriesPoints {
+        name,
+        from,
+        to,
+        step_ms,
+        aggregate: aggregate_name.to_string(),
+        points,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UptimeQuery {
+    /// Start of the range (ms since epoch); give this or `since`.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 253_402_300_799_999_i64)]
     from: Option<i64>,
+    /// End of the range (ms since epoch); default now.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 253_402_300_799_999_i64)]
     to: Option<i64>,
+    /// A duration back from `to`, e.g. `7d`; default `24h`.
     #[serde(default)]
     since: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Uptime {
+    check: String,
+    from: i64,
+    to: i64,
+    /// Finished runs in the range.
+    runs: i64,
+    /// Of them, ok or warn.
+    up: i64,
+    /// `100 * up / runs`; null without runs.
+    uptime_percent: Option<f64>,
+    /// Mean of the check's `response_time` series; null without samples.
+    mean_response_time_ms: Option<f64>,
+}
+
 /// `GET /api/v1/checks/{name}/uptime`: share of runs up (ok or warn) and the mean response time
 /// over a range (default the last 24 h).
+#[utoipa::path(
+    get,
+    path = "/api/v1/checks/{name}/uptime",
+    tag = "checks",
+    operation_id = "check_uptime",
+    summary = "A check's uptime over a range",
+    params(("name" = String, Path, description = "The check's name"), UptimeQuery),
+    responses(
+        (status = 200, description = "Uptime and mean response time", body = Uptime),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such check", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 pub(crate) async fn uptime(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     QueryParams(query): QueryParams<UptimeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Uptime>, ApiError> {
     caller.require(Role::Viewer)?;
     let (from, to) = time_range(
         query.from,
@@ -250,51 +375,95 @@ pub(crate) async fn uptime(
     let Some((runs, up, mean)) = found else {
         return Err(ApiError::not_found(format!("check `{name}` not found")));
     };
-    Ok(Json(json!({
-        "check": name,
-        "from": from,
-        "to": to,
-        "runs": runs,
-        "up": up,
-        "uptime_percent": (runs > 0).then(|| 100.0 * up as f64 / runs as f64),
-        "mean_response_time_ms": mean.map(|seconds| seconds * 1000.0),
-    })))
+    Ok(Json(Uptime {
+        check: name,
+        from,
+        to,
+        runs,
+        up,
+        uptime_percent: (runs > 0).then(|| 100.0 * up as f64 / runs as f64),
+        mean_response_time_ms: mean.map(|seconds| seconds * 1000.0),
+    }))
 }
 
-fn token_json(row: &warden_store::tokens::TokenRow, now: i64) -> Value {
-    let state = if row.revoked_at.is_some() {
-        "revoked"
-    } else if row.expires_at.is_some_and(|at| at <= now) {
-        "expired"
-    } else {
-        "live"
-    };
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "role": row.role,
-        "created_at": row.created_at,
-        "expires_at": row.expires_at,
-        "revoked_at": row.revoked_at,
-        "state": state,
-    })
+/// A token as the API shows it: never the secret.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenView {
+    id: i64,
+    name: String,
+    /// `admin`, `operator`, `viewer`, `agent` or `ping`.
+    role: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    /// `live`, `expired` or `revoked`.
+    state: &'static str,
 }
 
-#[derive(Deserialize)]
+impl TokenView {
+    fn of(row: &warden_store::tokens::TokenRow, now: i64) -> TokenView {
+        let state = if row.revoked_at.is_some() {
+            "revoked"
+        } else if row.expires_at.is_some_and(|at| at <= now) {
+            "expired"
+        } else {
+            "live"
+        };
+        TokenView {
+            id: row.id,
+            name: row.name.clone(),
+            role: row.role.clone(),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            state,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TokensQuery {
+    /// A token id: the page starts below it (newest first).
     #[serde(default)]
     before: Option<i64>,
+    /// Page size, 1-1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokensPage {
+    tokens: Vec<TokenView>,
+    /// Pass as `before` for the next page; null on the last.
+    next_before: Option<i64>,
+}
+
 /// `GET /api/v1/tokens` (admin): every token, newest first; never the secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "list_tokens",
+    summary = "List tokens, newest first",
+    params(TokensQuery),
+    responses(
+        (status = 200, description = "A page of tokens (never their secrets)", body = TokensPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]))
+)]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<TokensQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokensPage>, ApiError> {
     caller.require(Role::Admin)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
@@ -308,28 +477,61 @@ pub(crate) async fn list_tokens(
     let next_before = (rows.len() == limit)
         .then(|| rows.last().map(|row| row.id))
         .flatten();
-    Ok(Json(json!({
-        "tokens": rows.iter().map(|row| token_json(row, now)).collect::<Vec<_>>(),
-        "next_before": next_before,
-    })))
+    Ok(Json(TokensPage {
+        tokens: rows.iter().map(|row| TokenView::of(row, now)).collect(),
+        next_before,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
+    /// 1-100 characters (trimmed).
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// `admin`, `operator`, `viewer`, `agent` or `ping`.
     role: String,
     /// A duration (`30d`); no expiry when absent.
     #[serde(default)]
     expires_in: Option<String>,
 }
 
+/// A new token: the only answer that holds its secret.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedToken {
+    id: i64,
+    name: String,
+    role: &'static str,
+    created_at: i64,
+    expires_at: Option<i64>,
+    /// The secret (`wdn_` + 64 hex digits), shown this once.
+    token: String,
+}
+
 /// `POST /api/v1/tokens` (admin): a new token, its secret in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "create_token",
+    summary = "Create a token",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The new token with its secret, shown once", body = CreatedToken),
+        (status = 400, description = "Malformed JSON, a wrong or unknown field, or a bad name, role or duration", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 413, description = "The request body is too large", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]))
+)]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<NewToken>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require(Role::Admin)?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
@@ -367,23 +569,41 @@ pub(crate) async fn create_token(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": id,
-            "name": name,
-            "role": role_name,
-            "created_at": now,
-            "expires_at": expires_at,
-            "token": secret,
-        })),
+        Json(CreatedToken {
+            id,
+            name,
+            role: role_name,
+            created_at: now,
+            expires_at,
+            token: secret,
+        }),
     ))
 }
 
 /// `DELETE /api/v1/tokens/{id}` (admin): revokes a token at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    operation_id = "revoke_token",
+    summary = "Revoke a token",
+    params(("id" = i64, Path, description = "A token id (a positive integer)", minimum = 1)),
+    responses(
+        (status = 200, description = "The token, now revoked", body = TokenView),
+        (status = 400, description = "A bad token id", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]))
+)]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParam(id): PathParam<String>,
+) -> Result<Json<TokenView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = id
         .parse::<i64>()
@@ -396,5 +616,5 @@ pub(crate) async fn revoke_token(
         .write(move |conn| warden_store::tokens::revoke(conn, id, now))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("token {id} not found")))?;
-    Ok(Json(token_json(&row, now)))
+    Ok(Json(TokenView::of(&row, now)))
 }

@@ -20,7 +20,7 @@
 //!    (100) lines each (~10,000 events/s): delivery latency (hub publish time in each event's
 //!    `ts_us` → client receipt) p50/p99, hub CPU, too-slow closes; each client following one
 //!    check, then unfiltered at a tenth of the events, a tenth of the clients, and full scale.
-//!    WARDEN_BENCH_LIVE_S (20) per round.
+//!    WARDEN_BENCH_LIVE_S (20) per round; WARDEN_BENCH_LIVE_ROUNDS=13 runs only those rounds.
 //! H. Alerting CPU: the rule engine in-process on 10,000 checks each finishing every 10 s (one
 //!    sample each) plus 1,000 series rules, over 10 simulated minutes (CPU per simulated second);
 //!    then a real hub with 10,000 `noop` checks every 10 s and 1,000 series rules: the alerter's
@@ -747,7 +747,11 @@ fn printing_checks(checks: usize, lines: usize) -> String {
 fn fanout_round(clients: usize, checks: usize, lines: usize, queries: &[String], seconds: u64) {
     use std::sync::atomic::Ordering::Relaxed;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let hub = start_hub(dir.path(), &printing_checks(checks, lines), &[]);
+    let hub = start_hub(
+        dir.path(),
+        &printing_checks(checks, lines),
+        &[("WARDEN_LOG", "warn,warden_hub::live=info")],
+    );
     // Past the start-up burst (every check's current slot at once).
     std::thread::sleep(Duration::from_secs(10));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -855,13 +859,22 @@ fn live_fanout() {
     // Each subscriber follows one check (all its kinds, like `warden logs -f`): the hub still
     // hands every event to every connection to filter.
     let one_check: Vec<String> = (0..checks).map(|i| format!("checks=print-{i}")).collect();
-    fanout_round(clients, checks, lines, &one_check, seconds);
+    let rounds = std::env::var("WARDEN_BENCH_LIVE_ROUNDS").unwrap_or_else(|_| "1234".into());
+    if rounds.contains('1') {
+        fanout_round(clients, checks, lines, &one_check, seconds);
+    }
     // Unfiltered: a tenth of the events to every client, every event to a tenth of the clients,
     // then everything to everyone.
     let everything = [String::new()];
-    fanout_round(clients, checks / 10, lines, &everything, seconds);
-    fanout_round(clients / 10, checks, lines, &everything, seconds);
-    fanout_round(clients, checks, lines, &everything, seconds);
+    if rounds.contains('2') {
+        fanout_round(clients, checks / 10, lines, &everything, seconds);
+    }
+    if rounds.contains('3') {
+        fanout_round(clients / 10, checks, lines, &everything, seconds);
+    }
+    if rounds.contains('4') {
+        fanout_round(clients, checks, lines, &everything, seconds);
+    }
 }
 
 /// J. `GET /api/v1/checks` on a hub with 10,000 checks and 10 M samples of history, with `wrk`,

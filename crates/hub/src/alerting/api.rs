@@ -5,41 +5,41 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 use warden_store::alerting::{self as rows, AckRefused, IncidentRow, SilenceRow};
 
 use super::Control;
 use super::notify::Notice;
 use crate::AppState;
-use crate::api::{JsonBody, QueryParams};
+use crate::api::{JsonBody, PathParam, QueryParams};
 use crate::auth::{Caller, Role};
 use crate::bus::EventKind;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::openapi::DocumentedRouter;
 
 /// Largest body these endpoints accept.
 const BODY_LIMIT: usize = 16 * 1024;
 /// Longest note kept with an acknowledgement or a silence.
 const MAX_NOTE: usize = 2_000;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/incidents", get(list_incidents))
-        .route("/api/v1/incidents/{id}", get(get_incident))
-        .route("/api/v1/incidents/{id}/ack", post(acknowledge))
-        .route("/api/v1/silences", get(list_silences).post(create_silence))
-        .route(
-            "/api/v1/silences/{id}",
-            axum::routing::delete(delete_silence),
-        )
-        .route("/api/v1/alerting", get(alerting_stats))
-        .route("/api/v1/notifiers", get(list_notifiers))
-        .route("/api/v1/notifiers/{name}/test", post(test_notifier))
+pub(crate) fn routes() -> DocumentedRouter {
+    DocumentedRouter::new()
+        .routes(routes!(list_incidents))
+        .routes(routes!(get_incident))
+        .routes(routes!(acknowledge))
+        .routes(routes!(list_silences, create_silence))
+        .routes(routes!(delete_silence))
+        .routes(routes!(alerting_stats))
+        .routes(routes!(list_notifiers))
+        .routes(routes!(test_notifier))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
@@ -52,60 +52,167 @@ fn parse_id(text: &str, what: &str) -> Result<i64, ApiError> {
         })
 }
 
-pub(crate) fn incident_json(incident: &IncidentRow, url: String) -> Value {
-    json!({
-        "id": incident.id,
-        "rule": incident.rule,
-        "subject": incident.subject,
-        "check": incident.check_name,
-        "severity": incident.severity,
-        "state": incident.state,
-        "status": incident.status,
-        "summary": incident.summary,
-        "value": incident.value,
-        "message": incident.message,
-        "labels": serde_json::from_str::<Value>(&incident.labels).unwrap_or_else(|_| json!({})),
-        "opened_at": incident.opened_at,
-        "notified_at": incident.notified_at,
-        "acknowledged_at": incident.acknowledged_at,
-        "acknowledged_by": incident.acknowledged_by,
-        "ack_note": incident.ack_note,
-        "resolved_at": incident.resolved_at,
-        "resolved_status": incident.resolved_status,
-        "resolved_summary": incident.resolved_summary,
-        "held": incident.held,
-        "url": url,
-    })
+/// An incident as the API shows it. Times are ms since epoch.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IncidentView {
+    id: i64,
+    rule: String,
+    /// What the incident is about: a check's name, or a series.
+    subject: String,
+    check: Option<String>,
+    severity: String,
+    /// `open`, `notified`, `acknowledged` or `resolved`.
+    state: String,
+    status: Option<String>,
+    summary: String,
+    value: Option<f64>,
+    message: String,
+    labels: Value,
+    opened_at: i64,
+    notified_at: Option<i64>,
+    acknowledged_at: Option<i64>,
+    acknowledged_by: Option<String>,
+    ack_note: Option<String>,
+    resolved_at: Option<i64>,
+    resolved_status: Option<String>,
+    resolved_summary: Option<String>,
+    /// Notifications are held (a maintenance window or silence).
+    held: bool,
+    url: String,
+    /// Only from `GET /api/v1/incidents/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<Vec<TimelineEntry>>,
+    /// Only from `GET /api/v1/incidents/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries: Option<Vec<DeliveryView>>,
 }
 
-fn silence_json(silence: &SilenceRow) -> Value {
-    json!({
-        "id": silence.id,
-        "checks": silence.checks,
-        "note": silence.note,
-        "created_by": silence.created_by,
-        "starts_at": silence.starts_at,
-        "ends_at": silence.ends_at,
-        "created_at": silence.created_at,
-    })
+/// One line of an incident's timeline.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TimelineEntry {
+    at: i64,
+    kind: String,
+    notifier: Option<String>,
+    detail: String,
 }
 
-#[derive(Deserialize)]
+/// One notification of an incident.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeliveryView {
+    id: i64,
+    notifier: String,
+    /// `opened`, `repeat-N`, `resolved` or `test`.
+    event: String,
+    /// `held`, `pending`, `sent`, `failed` or `dropped`.
+    state: String,
+    attempts: u32,
+    created_at: i64,
+    sent_at: Option<i64>,
+    last_error: Option<String>,
+}
+
+impl IncidentView {
+    pub(crate) fn of(incident: &IncidentRow, url: String) -> IncidentView {
+        IncidentView {
+            id: incident.id,
+            rule: incident.rule.clone(),
+            subject: incident.subject.clone(),
+            check: incident.check_name.clone(),
+            severity: incident.severity.clone(),
+            state: incident.state.clone(),
+            status: incident.status.clone(),
+            summary: incident.summary.clone(),
+            value: incident.value,
+            message: incident.message.clone(),
+            labels: serde_json::from_str::<Value>(&incident.labels).unwrap_or_else(|_| json!({})),
+            opened_at: incident.opened_at,
+            notified_at: incident.notified_at,
+            acknowledged_at: incident.acknowledged_at,
+            acknowledged_by: incident.acknowledged_by.clone(),
+            ack_note: incident.ack_note.clone(),
+            resolved_at: incident.resolved_at,
+            resolved_status: incident.resolved_status.clone(),
+            resolved_summary: incident.resolved_summary.clone(),
+            held: incident.held,
+            url,
+            timeline: None,
+            deliveries: None,
+        }
+    }
+}
+
+/// A one-off maintenance window. Times are ms since epoch.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SilenceView {
+    id: i64,
+    /// A glob over check names.
+    checks: String,
+    note: String,
+    created_by: String,
+    starts_at: i64,
+    ends_at: i64,
+    created_at: i64,
+}
+
+impl SilenceView {
+    fn of(silence: &SilenceRow) -> SilenceView {
+        SilenceView {
+            id: silence.id,
+            checks: silence.checks.clone(),
+            note: silence.note.clone(),
+            created_by: silence.created_by.clone(),
+            starts_at: silence.starts_at,
+            ends_at: silence.ends_at,
+            created_at: silence.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct IncidentsQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct IncidentsQuery {
+    /// Only incidents not resolved yet.
     #[serde(default)]
     open: Option<bool>,
+    /// Page size, 1-1000 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// An incident id: the page starts below it (newest first).
     #[serde(default)]
     before: Option<i64>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IncidentsPage {
+    incidents: Vec<IncidentView>,
+    /// Pass as `before` for the next page; null on the last.
+    next_before: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "alerting",
+    operation_id = "list_incidents",
+    summary = "List incidents, newest first",
+    params(IncidentsQuery),
+    responses(
+        (status = 200, description = "A page of incidents", body = IncidentsPage),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 async fn list_incidents(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<IncidentsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentsPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=1_000).contains(&limit) {
@@ -122,20 +229,39 @@ async fn list_incidents(
     } else {
         None
     };
-    let list: Vec<Value> = incidents
+    let incidents = incidents
         .iter()
-        .map(|incident| incident_json(incident, state.alerting.incident_url(incident.id)))
+        .map(|incident| IncidentView::of(incident, state.alerting.incident_url(incident.id)))
         .collect();
-    Ok(Json(
-        json!({ "incidents": list, "next_before": next_before }),
-    ))
+    Ok(Json(IncidentsPage {
+        incidents,
+        next_before,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "alerting",
+    operation_id = "get_incident",
+    summary = "An incident with its timeline and notifications",
+    params(("id" = i64, Path, description = "An incident id (a positive integer)", minimum = 1)),
+    responses(
+        (status = 200, description = "The incident", body = IncidentView),
+        (status = 400, description = "A bad incident id", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 async fn get_incident(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParam(id): PathParam<String>,
+) -> Result<Json<IncidentView>, ApiError> {
     caller.require(Role::Viewer)?;
     let id = parse_id(&id, "an incident")?;
     let found = state
@@ -152,42 +278,34 @@ async fn get_incident(
     let Some((incident, timeline, deliveries)) = found else {
         return Err(ApiError::not_found(format!("incident {id} not found")));
     };
-    let mut body = incident_json(&incident, state.alerting.incident_url(id));
-    if let Some(object) = body.as_object_mut() {
-        object.insert(
-            "timeline".to_string(),
-            timeline
-                .iter()
-                .map(|event| {
-                    json!({
-                        "at": event.at,
-                        "kind": event.kind,
-                        "notifier": event.notifier,
-                        "detail": event.detail,
-                    })
-                })
-                .collect(),
-        );
-        object.insert(
-            "deliveries".to_string(),
-            deliveries
-                .iter()
-                .map(|delivery| {
-                    json!({
-                        "id": delivery.id,
-                        "notifier": delivery.notifier,
-                        "event": delivery.event,
-                        "state": delivery.state,
-                        "attempts": delivery.attempts,
-                        "created_at": delivery.created_at,
-                        "sent_at": delivery.sent_at,
-                        "last_error": delivery.last_error,
-                    })
-                })
-                .collect(),
-        );
-    }
-    Ok(Json(body))
+    let mut view = IncidentView::of(&incident, state.alerting.incident_url(id));
+    view.timeline = Some(
+        timeline
+            .into_iter()
+            .map(|event| TimelineEntry {
+                at: event.at,
+                kind: event.kind,
+                notifier: event.notifier,
+                detail: event.detail,
+            })
+            .collect(),
+    );
+    view.deliveries = Some(
+        deliveries
+            .into_iter()
+            .map(|delivery| DeliveryView {
+                id: delivery.id,
+                notifier: delivery.notifier,
+                event: delivery.event,
+                state: delivery.state,
+                attempts: delivery.attempts,
+                created_at: delivery.created_at,
+                sent_at: delivery.sent_at,
+                last_error: delivery.last_error,
+            })
+            .collect(),
+    );
+    Ok(Json(view))
 }
 
 /// Who the caller is, for the record: the token's name and id.
@@ -213,28 +331,63 @@ async fn caller_name(state: &AppState, caller: &Caller) -> String {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AckBody {
+pub(crate) struct AckBody {
+    /// Kept with the acknowledgement (at most 2000 characters).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/ack",
+    tag = "alerting",
+    operation_id = "acknowledge_incident",
+    summary = "Acknowledge an incident",
+    description = "Stops re-notification; the hub records who and the note. The body is optional.",
+    params(("id" = i64, Path, description = "An incident id (a positive integer)", minimum = 1)),
+    request_body(content = Option<AckBody>, description = "Optional: a note"),
+    responses(
+        (status = 200, description = "The incident, acknowledged", body = IncidentView),
+        (status = 400, description = "A bad incident id, malformed JSON, an unknown field, or a note too long", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "The incident is already resolved", body = ErrorBody),
+        (status = 413, description = "The request body is too large", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["operator"]))
+)]
 async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+    PathParam(id): PathParam<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IncidentView>, ApiError> {
     caller.require(Role::Operator)?;
     let id = parse_id(&id, "an incident")?;
-    // The body is optional: `{"note": "..."}`.
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body too large")
+        } else {
+            ApiError::bad_request(format!(
+                "cannot read request body: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    // The body is optional: `{"note": "..."}`, or nothing (or `null`).
     let note = if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
     } else {
-        serde_json::from_slice::<AckBody>(&body)
+        serde_json::from_slice::<Option<AckBody>>(&body)
             .map_err(|error| ApiError::bad_request(format!("invalid request body: {error}")))?
-            .note
+            .map(|body| body.note)
+            .unwrap_or_default()
     };
     if note.chars().count() > MAX_NOTE {
         return Err(ApiError::bad_request(format!(
@@ -269,25 +422,48 @@ async fn acknowledge(
             note,
         })
         .await;
-    Ok(Json(incident_json(
+    Ok(Json(IncidentView::of(
         &incident,
         state.alerting.incident_url(id),
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct SilencesQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct SilencesQuery {
     /// Also the ones that are over.
     #[serde(default)]
     all: Option<bool>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Silences {
+    silences: Vec<SilenceView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/silences",
+    tag = "alerting",
+    operation_id = "list_silences",
+    summary = "List silences",
+    params(SilencesQuery),
+    responses(
+        (status = 200, description = "Current and future silences (all with `all`)", body = Silences),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 async fn list_silences(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<SilencesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Silences>, ApiError> {
     caller.require(Role::Viewer)?;
     let all = query.all.unwrap_or(false);
     let now = warden_store::now_ms();
@@ -295,33 +471,59 @@ async fn list_silences(
         .store
         .read(move |conn| rows::list_silences(conn, all, now))
         .await?;
-    Ok(Json(
-        json!({ "silences": silences.iter().map(silence_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Silences {
+        silences: silences.iter().map(SilenceView::of).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SilenceBody {
-    /// A glob over check names, e.g. `web*`.
+pub(crate) struct SilenceBody {
+    /// A glob over check names, e.g. `web*` (1-200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     checks: String,
     /// How long, e.g. `2h` (from `starts_at`, or now).
     #[serde(default)]
     duration: Option<String>,
     /// Absolute end (ms since epoch), instead of `duration`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 253_402_300_799_999_i64)]
     ends_at: Option<i64>,
+    /// When it starts (ms since epoch); default now.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 253_402_300_799_999_i64)]
     starts_at: Option<i64>,
+    /// At most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/silences",
+    tag = "alerting",
+    operation_id = "create_silence",
+    summary = "Create a silence",
+    description = "Holds the notifications of the checks matching `checks` from `starts_at` \
+                   (default now) for `duration` or until `ends_at`.",
+    request_body = SilenceBody,
+    responses(
+        (status = 201, description = "The silence", body = SilenceView),
+        (status = 400, description = "Malformed JSON, a wrong or unknown field, or a bad glob, duration or time", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 413, description = "The request body is too large", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["operator"]))
+)]
 async fn create_silence(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<SilenceBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<SilenceView>), ApiError> {
     caller.require(Role::Operator)?;
     if body.checks.is_empty() || body.checks.len() > 200 {
         return Err(ApiError::bad_request(
@@ -332,6 +534,14 @@ async fn create_silence(
         return Err(ApiError::bad_request(format!(
             "note: at most {MAX_NOTE} characters"
         )));
+    }
+    for (name, time) in [("starts_at", body.starts_at), ("ends_at", body.ends_at)] {
+        if time.is_some_and(|time| !(0..=crate::query::MAX_TIME_MS).contains(&time)) {
+            return Err(ApiError::bad_request(format!(
+                "{name}: must be a time in ms since the epoch, between 0 and {}",
+                crate::query::MAX_TIME_MS
+            )));
+        }
     }
     let now = warden_store::now_ms();
     let starts_at = body.starts_at.unwrap_or(now);
@@ -347,7 +557,9 @@ async fn create_silence(
             if duration.is_zero() {
                 return Err(ApiError::bad_request("duration: must be greater than zero"));
             }
-            starts_at.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+            starts_at
+                .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+                .min(crate::query::MAX_TIME_MS)
         }
         (None, Some(ends_at)) => ends_at,
         (None, None) => {
@@ -369,14 +581,39 @@ async fn create_silence(
         })
         .await?;
     state.alerting.control(Control::SilencesChanged).await;
-    Ok((StatusCode::CREATED, Json(silence_json(&silence))))
+    Ok((StatusCode::CREATED, Json(SilenceView::of(&silence))))
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SilenceDeleted {
+    id: i64,
+    /// Always true.
+    deleted: bool,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/silences/{id}",
+    tag = "alerting",
+    operation_id = "delete_silence",
+    summary = "End a silence now",
+    params(("id" = i64, Path, description = "A silence id (a positive integer)", minimum = 1)),
+    responses(
+        (status = 200, description = "Ended", body = SilenceDeleted),
+        (status = 400, description = "A bad silence id", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such silence", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["operator"]))
+)]
 async fn delete_silence(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParam(id): PathParam<String>,
+) -> Result<Json<SilenceDeleted>, ApiError> {
     caller.require(Role::Operator)?;
     let id = parse_id(&id, "a silence")?;
     let now = warden_store::now_ms();
@@ -388,58 +625,152 @@ async fn delete_silence(
         return Err(ApiError::not_found(format!("silence {id} not found")));
     }
     state.alerting.control(Control::SilencesChanged).await;
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(SilenceDeleted { id, deleted: true }))
+}
+
+/// The alerter's counters since the hub started.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AlertingStats {
+    runs_evaluated: u64,
+    samples_evaluated: u64,
+    evaluation_nanos: u64,
+    incidents_opened: u64,
+    incidents_resolved: u64,
+    notifications_sent: u64,
+    /// Delivery attempts that failed (each retry counts).
+    notification_attempts_failed: u64,
+    /// Notifications given up on.
+    notifications_failed: u64,
 }
 
 /// The alerter's counters (what `/metrics` exports as `warden_alert_*`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerting",
+    tag = "alerting",
+    operation_id = "alerting_stats",
+    summary = "The alerter's counters",
+    responses(
+        (status = 200, description = "Counters since the hub started", body = AlertingStats),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 async fn alerting_stats(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertingStats>, ApiError> {
     caller.require(Role::Viewer)?;
     let stats = state.alerting.stats();
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    Ok(Json(json!({
-        "runs_evaluated": load(&stats.runs_evaluated),
-        "samples_evaluated": load(&stats.samples_evaluated),
-        "evaluation_nanos": load(&stats.evaluation_nanos),
-        "incidents_opened": load(&stats.incidents_opened),
-        "incidents_resolved": load(&stats.incidents_resolved),
-        "notifications_sent": load(&stats.notifications_sent),
-        "notification_attempts_failed": load(&stats.notification_attempts_failed),
-        "notifications_failed": load(&stats.notifications_failed),
-    })))
+    Ok(Json(AlertingStats {
+        runs_evaluated: load(&stats.runs_evaluated),
+        samples_evaluated: load(&stats.samples_evaluated),
+        evaluation_nanos: load(&stats.evaluation_nanos),
+        incidents_opened: load(&stats.incidents_opened),
+        incidents_resolved: load(&stats.incidents_resolved),
+        notifications_sent: load(&stats.notifications_sent),
+        notification_attempts_failed: load(&stats.notification_attempts_failed),
+        notifications_failed: load(&stats.notifications_failed),
+    }))
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Notifiers {
+    notifiers: Vec<NotifierView>,
+}
+
+/// A configured notifier and its counters since the hub started.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NotifierView {
+    name: String,
+    /// `webhook`, `slack`, `email`, ...
+    kind: &'static str,
+    /// Gets the incidents of rules that name no notifier.
+    default: bool,
+    sent: u64,
+    failed: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifiers",
+    tag = "alerting",
+    operation_id = "list_notifiers",
+    summary = "List notifiers",
+    responses(
+        (status = 200, description = "The configured notifiers", body = Notifiers),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["viewer"]))
+)]
 async fn list_notifiers(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Notifiers>, ApiError> {
     caller.require(Role::Viewer)?;
-    let list: Vec<Value> = state
+    let notifiers = state
         .alerting
         .notifiers()
         .iter()
         .map(|notifier| {
             let counters = state.alerting.counters(&notifier.config.name);
-            json!({
-                "name": notifier.config.name,
-                "kind": notifier.config.kind.name(),
-                "default": notifier.config.default,
-                "sent": counters.map_or(0, |c| c.sent.load(Ordering::Relaxed)),
-                "failed": counters.map_or(0, |c| c.failed.load(Ordering::Relaxed)),
-            })
+            NotifierView {
+                name: notifier.config.name.clone(),
+                kind: notifier.config.kind.name(),
+                default: notifier.config.default,
+                sent: counters.map_or(0, |c| c.sent.load(Ordering::Relaxed)),
+                failed: counters.map_or(0, |c| c.failed.load(Ordering::Relaxed)),
+            }
         })
         .collect();
-    Ok(Json(json!({ "notifiers": list })))
+    Ok(Json(Notifiers { notifiers }))
+}
+
+/// How a test notification went.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NotifierTest {
+    notifier: String,
+    kind: &'static str,
+    delivered: bool,
+    /// Why it was not delivered.
+    error: Option<String>,
+    duration_ms: u64,
 }
 
 /// Sends a test notice through one notifier, once, and says how it went.
+#[utoipa::path(
+    post,
+    path = "/api/v1/notifiers/{name}/test",
+    tag = "alerting",
+    operation_id = "test_notifier",
+    summary = "Send a test notification",
+    description = "Sends one test message through the notifier now and says how it went (a \
+                   failed delivery is still a 200: `delivered` is false, `error` says why). \
+                   Any request body is ignored.",
+    params(("name" = String, Path, description = "The notifier's name")),
+    responses(
+        (status = 200, description = "What happened", body = NotifierTest),
+        (status = 400, description = "A name that is not UTF-8", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        (status = 404, description = "No such notifier", body = ErrorBody),
+        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
+        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = ["operator"]))
+)]
 async fn test_notifier(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParam(name): PathParam<String>,
+) -> Result<Json<NotifierTest>, ApiError> {
     caller.require(Role::Operator)?;
     let Some(notifier) = state.alerting.notifier(&name).cloned() else {
         return Err(ApiError::not_found(format!("notifier `{name}` not found")));
@@ -468,11 +799,11 @@ async fn test_notifier(
     let started = Instant::now();
     let outcome = notifier.send(&notice).await;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(Json(json!({
-        "notifier": name,
-        "kind": notifier.config.kind.name(),
-        "delivered": outcome.is_ok(),
-        "error": outcome.err(),
-        "duration_ms": duration_ms,
-    })))
+    Ok(Json(NotifierTest {
+        notifier: name,
+        kind: notifier.config.kind.name(),
+        delivered: outcome.is_ok(),
+        error: outcome.err(),
+        duration_ms,
+    }))
 }

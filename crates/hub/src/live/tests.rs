@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use warden_core::Status;
 use warden_store::checks::CheckRow;
 
-use super::{Filter, LiveState, encode_event, encode_snapshot};
+use super::{Filter, Live, LiveOptions, LiveState, encode_event, encode_snapshot};
 use crate::bus::{Bus, BusOptions, Event, EventKind, OutputStream, SamplePoint, Start};
 
 fn options(replay_events: usize) -> BusOptions {
@@ -69,12 +69,15 @@ fn line(run_id: i64, text: &str) -> EventKind {
     }
 }
 
-/// The property the endpoint rests on: a subscriber's snapshot at S is exactly the fold of
-/// events 1..=S, and its receiver yields S+1, S+2, … with nothing missing or repeated, while
+/// The property the endpoint rests on, through the same steps a connection takes (join the
+/// fan-out's batches, then take the start from the bus): a snapshot at S is exactly the fold of
+/// events 1..=S, and the batches then yield S+1, S+2, … with nothing missing or repeated, while
 /// several tasks publish as fast as they can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_and_stream_line_up_while_publishers_race() {
-    let bus = bus(options(1_000));
+    let bus = bus(options(200_000));
+    let live = Live::new(LiveOptions::default());
+    let fan_out = tokio::spawn(live.clone().fan_out(bus.clone()));
     let rows: Vec<CheckRow> = (1..=20)
         .map(|id| check_row(id, &format!("c{id}")))
         .collect();
@@ -110,32 +113,41 @@ async fn snapshot_and_stream_line_up_while_publishers_race() {
     let publishing = || finished_publishers.load(std::sync::atomic::Ordering::SeqCst) < 4;
     let mut snapshots = Vec::new();
     while publishing() {
-        let subscription = bus.subscribe_from(None);
-        let Start::Snapshot { snapshot, too_old } = subscription.start else {
-            panic!("a subscription without since starts with a snapshot");
+        let (start, mut batches) = live.join(&bus, None);
+        let Start::Snapshot { snapshot, too_old } = start else {
+            panic!("a start without since is a snapshot");
         };
         assert!(!too_old);
-        let mut live = subscription.live;
         let mut expected = snapshot.seq + 1;
         // Read a few events (as many as arrive before the publishers finish).
-        let mut read = 0;
-        while read < 20 {
-            match live.try_recv() {
-                Ok(event) => {
-                    assert_eq!(event.seq, expected, "gap or duplicate after snapshot");
-                    expected += 1;
-                    read += 1;
+        'reading: while expected <= snapshot.seq + 20 {
+            match batches.try_recv() {
+                Ok(batch) => {
+                    for (event, _) in &batch.events {
+                        if event.seq < expected {
+                            assert!(
+                                event.seq <= snapshot.seq,
+                                "seq {} delivered twice",
+                                event.seq
+                            );
+                            continue;
+                        }
+                        assert_eq!(event.seq, expected, "gap after the snapshot");
+                        expected += 1;
+                    }
                 }
                 Err(TryRecvError::Empty) if publishing() => tokio::task::yield_now().await,
-                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Empty) => break 'reading,
                 // This task was not scheduled for a while: a real connection closes here.
-                Err(TryRecvError::Lagged(_)) => break,
-                Err(TryRecvError::Closed) => panic!("the bus closed"),
+                Err(TryRecvError::Lagged(_)) => break 'reading,
+                Err(TryRecvError::Closed) => panic!("the fan-out ended"),
             }
         }
         snapshots.push(snapshot);
         tokio::task::yield_now().await;
     }
+    live.close_all();
+    let _ = fan_out.await;
     let mut log = Vec::new();
     for publisher in publishers {
         log.extend(publisher.await.unwrap_or_default());
@@ -180,20 +192,18 @@ async fn resume_gets_exactly_the_events_after_since_then_live_ones() {
     for n in 0..100 {
         bus.publish(line(1, &format!("{n}"))).await;
     }
-    let subscription = bus.subscribe_from(Some(40));
-    let Start::Resume { since, missed } = subscription.start else {
+    let mut live = bus.subscribe();
+    let Start::Resume { since, missed } = bus.start_from(Some(40)) else {
         panic!("since 40 is in the ring");
     };
     assert_eq!(since, 40);
     let seqs: Vec<u64> = missed.iter().map(|event| event.seq).collect();
     assert_eq!(seqs, (41..=100).collect::<Vec<u64>>());
-    let mut live = subscription.live;
     bus.publish(line(1, "next")).await;
     assert_eq!(live.recv().await.map(|event| event.seq).ok(), Some(101));
 
     // Resuming at the very last event: nothing missed, the next one live.
-    let subscription = bus.subscribe_from(Some(101));
-    let Start::Resume { missed, .. } = subscription.start else {
+    let Start::Resume { missed, .. } = bus.start_from(Some(101)) else {
         panic!("since = last is a resume");
     };
     assert!(missed.is_empty());
@@ -206,7 +216,7 @@ async fn since_older_than_the_ring_gets_a_fresh_snapshot() {
         bus.publish(line(1, &format!("{n}"))).await;
     }
     // The ring holds 21..=30: since 20 is the oldest that can resume.
-    match bus.subscribe_from(Some(20)).start {
+    match bus.start_from(Some(20)) {
         Start::Resume { missed, .. } => {
             assert_eq!(missed.first().map(|event| event.seq), Some(21));
             assert_eq!(missed.len(), 10);
@@ -214,7 +224,7 @@ async fn since_older_than_the_ring_gets_a_fresh_snapshot() {
         Start::Snapshot { .. } => panic!("since 20 can resume from 21..=30"),
     }
     for since in [0, 5, 19] {
-        match bus.subscribe_from(Some(since)).start {
+        match bus.start_from(Some(since)) {
             Start::Snapshot { snapshot, too_old } => {
                 assert!(too_old, "since {since}");
                 assert_eq!(snapshot.seq, 30);
@@ -235,7 +245,7 @@ async fn a_since_from_an_earlier_hub_run_is_too_old_not_a_resume() {
     for n in 0..10 {
         bus.publish(line(1, &format!("{n}"))).await;
     }
-    match bus.subscribe_from(Some(4_321)).start {
+    match bus.start_from(Some(4_321)) {
         Start::Snapshot { too_old, snapshot } => {
             assert!(too_old);
             assert_eq!(snapshot.seq, 5_009);
@@ -256,11 +266,11 @@ async fn the_replay_ring_is_bounded_by_bytes_too() {
         bus.publish(line(1, &long)).await;
     }
     // ~20 KiB counted per event (kept + wire form): about five fit.
-    let Start::Resume { missed, .. } = bus.subscribe_from(Some(99)).start else {
+    let Start::Resume { missed, .. } = bus.start_from(Some(99)) else {
         panic!("the newest events stay");
     };
     assert_eq!(missed.len(), 1);
-    let Start::Snapshot { too_old, .. } = bus.subscribe_from(Some(80)).start else {
+    let Start::Snapshot { too_old, .. } = bus.start_from(Some(80)) else {
         panic!("old events left the ring");
     };
     assert!(too_old);

@@ -8,4 +8,5 @@ mod harness;
 mod heartbeats;
 mod live;
 mod metrics;
+mod openapi;
 mod probes;
