@@ -68,6 +68,7 @@ pub(crate) fn routes() -> DocumentedRouter {
 pub(crate) fn router(state: AppState) -> Router {
     let (router, document) = routes().into_parts();
     router
+        .merge(crate::ui::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

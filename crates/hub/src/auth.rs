@@ -1,5 +1,6 @@
 //! API tokens: 256-bit random secrets shown once, stored as BLAKE3 hashes, compared in constant
-//! time; roles; the request extractor that authenticates a bearer token.
+//! time; roles; the request extractor that authenticates a bearer token or a web UI session
+//! cookie (with its CSRF token on every state-changing request).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -125,10 +126,14 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let unauthorized = |message: &str| ApiError::new(ErrorCode::Unauthorized, message);
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return match caller_from_session(state, &parts.method, &parts.headers).await {
+                Some(result) => result,
+                None => Err(unauthorized(
+                    "missing `Authorization: Bearer <token>` header (or a session cookie)",
+                )),
+            };
+        };
         let value = header
             .to_str()
             .map_err(|_| unauthorized("malformed Authorization header"))?;
@@ -160,4 +165,21 @@ pub(crate) async fn caller_for_token(state: &AppState, token: &str) -> Result<Ca
         role,
         token_id: row.id,
     })
+}
+
+/// The caller of a request made with the `warden_session` cookie; `None` without that cookie.
+/// Non-GET requests need the session's CSRF token in `X-CSRF-Token`, and a request that names
+/// an `Origin` must come from the hub's own, so another site can neither post nor open the
+/// events WebSocket with the cookie (`crate::live` authenticates through the `Caller` extractor).
+pub(crate) async fn caller_from_session(
+    state: &AppState,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+) -> Option<Result<Caller, ApiError>> {
+    let secret = crate::ui::session::cookie_secret(headers)?;
+    Some(
+        crate::ui::session::authenticate(state, method, headers, secret)
+            .await
+            .map(|session| session.caller),
+    )
 }

@@ -15,6 +15,7 @@ mod openapi;
 mod query;
 pub mod recorder;
 pub mod scheduler;
+mod ui;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -43,7 +43,7 @@ use warden_store::queue::{RunFilter, RunRow, RunState};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::bus::{Bus, BusOptions, Event, EventKind, Start};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 
 /// Close code: the client fell too far behind (its buffer filled or it lagged the bus).
 pub const CLOSE_TOO_SLOW: u16 = 4000;
@@ -867,15 +867,13 @@ async fn prepare(state: &AppState, request: Request) -> Result<Response, ApiErro
             }
         }
     }
-    let caller = match (parts.headers.contains_key(AUTHORIZATION), token) {
-        (true, _) => Caller::from_request_parts(&mut parts, state).await?,
-        (false, Some(token)) => crate::auth::caller_for_token(state, token).await?,
-        (false, None) => {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing token: send `Authorization: Bearer <token>` or `?token=<token>`",
-            ));
+    // `?token=` for browsers (no headers on a WebSocket); otherwise whatever the `Caller`
+    // extractor accepts (a bearer header, or the web UI's session).
+    let caller = match token {
+        Some(token) if !parts.headers.contains_key(AUTHORIZATION) => {
+            crate::auth::caller_for_token(state, token).await?
         }
+        _ => Caller::from_request_parts(&mut parts, state).await?,
     };
     caller.require(Role::Viewer)?;
     let filter = Filter::parse(checks, kinds)?;

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod heartbeats;
 pub mod queue;
 pub mod samples;
+pub mod sessions;
 pub mod tokens;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_heartbeats.sql"),
     include_str!("../migrations/0003_alerting.sql"),
-    include_str!("../migrations/0003_rollups.sql"),
+    include_str!("../migrations/0004_rollups.sql"),
+    include_str!("../migrations/0005_sessions.sql"),
 ];
 
 /// The schema version this build writes.

@@ -888,3 +888,38 @@ fn incidents_deliveries_and_silences() {
         Some(false)
     );
 }
+
+#[test]
+fn sessions_expire_slide_and_die_with_their_token() {
+    use crate::{sessions, tokens};
+    let conn = memory_db();
+    fn ok<T>(result: Result<T, StoreError>) -> T {
+        result.unwrap_or_else(|e| panic!("{e}"))
+    }
+    let token_id = ok(tokens::insert(&conn, "admin", "admin", &[1; 32], 0, None));
+    let hash = [7u8; 32];
+    let new = sessions::NewSession {
+        token_id,
+        hash: &hash,
+        csrf: "c",
+        now: 0,
+        expires_at: 100,
+    };
+    let id = ok(sessions::insert(&conn, &new));
+    let found = ok(sessions::find_live(&conn, &hash, 99)).map(|(row, _)| (row.id, row.role));
+    assert_eq!(found, Some((id, "admin".to_string())));
+    assert_eq!(ok(sessions::find_live(&conn, &hash, 100)), None, "expired");
+    assert_eq!(ok(sessions::find_live(&conn, &[8; 32], 1)), None, "unknown");
+    // Sliding: a touch moves the expiry forward, never back.
+    ok(sessions::touch(&conn, id, 50, 150));
+    ok(sessions::touch(&conn, id, 60, 120));
+    assert!(ok(sessions::find_live(&conn, &hash, 149)).is_some());
+    assert_eq!(ok(sessions::list_live(&conn, 1)).len(), 1);
+    // Revoking the token ends the session.
+    ok(tokens::revoke(&conn, token_id, 70));
+    assert_eq!(ok(sessions::find_live(&conn, &hash, 71)), None);
+    // Revoking the session itself: gone from the live list; unknown ids say so.
+    assert!(ok(sessions::revoke(&conn, id, 80)));
+    assert!(!ok(sessions::revoke(&conn, id + 1, 80)));
+    assert!(ok(sessions::list_live(&conn, 81)).is_empty());
+}

@@ -985,6 +985,13 @@ fn checks_listing() {
         16,
         Some(&token),
     );
+    let page_one = wrk_with(
+        &format!("{}/api/v1/checks", hub.url),
+        seconds,
+        1,
+        Some(&token),
+    );
+    let health_one = wrk_with(&format!("{}/api/v1/health", hub.url), seconds, 1, None);
     println!();
     println!(
         "## J. GET /api/v1/checks: {checks} checks, {samples_total} samples of history (filled in {fill_seconds:.0}s), wrk 2 threads 16 connections {seconds}s each"
@@ -994,6 +1001,8 @@ fn checks_listing() {
         ("GET /api/v1/checks (default page, 1,000)", page),
         ("GET /api/v1/checks?limit=10000 (all)", all),
         ("GET /api/v1/checks?label=team=t3&status=ok", label),
+        ("GET /api/v1/health, 1 connection", health_one),
+        ("GET /api/v1/checks (default page), 1 connection", page_one),
     ] {
         if let Some((rate, p99)) = figures {
             println!("{what}: {rate:.0} req/s, p99 {p99:.2} ms");

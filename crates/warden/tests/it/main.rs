@@ -10,3 +10,4 @@ mod live;
 mod metrics;
 mod openapi;
 mod probes;
+mod ui;
