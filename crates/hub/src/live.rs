@@ -89,8 +89,8 @@ pub struct LiveOptions {
 impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
-            replay_events: 65_536,
-            replay_bytes: 64 * 1024 * 1024,
+            replay_events: 16_384,
+            replay_bytes: 16 * 1024 * 1024,
             buffer: 8_192,
             ping_interval: Duration::from_secs(20),
             drain_grace: Duration::from_secs(10),

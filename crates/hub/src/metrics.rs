@@ -269,6 +269,7 @@ impl Metrics {
         store: Store,
         stop: CancellationToken,
     ) {
+        let mut lag = LagState::default();
         loop {
             let received = tokio::select! {
                 () = stop.cancelled() => return,
@@ -277,16 +278,30 @@ impl Metrics {
             };
             match received {
                 Ok(event) => {
-                    if self.observe(&event.kind) {
+                    let due = lag.pending.is_some_and(|_| {
+                        lag.last_reload
+                            .is_none_or(|at| at.elapsed() >= LAG_RELOAD_EVERY)
+                    });
+                    if self.observe(&event.kind) || due {
                         self.reload(&store).await;
+                        lag.settled();
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        "metrics fell behind the bus; reloading check statuses from the store"
-                    );
-                    self.reload(&store).await;
+                    // Under a flood, reload at most every few seconds: a reload reads every
+                    // check, and doing it per lag would only make the next lag worse.
+                    *lag.pending.get_or_insert(0) += missed;
+                    if lag
+                        .last_reload
+                        .is_none_or(|at| at.elapsed() >= LAG_RELOAD_EVERY)
+                    {
+                        tracing::warn!(
+                            missed = lag.pending.unwrap_or(missed),
+                            "metrics fell behind the bus; reloading check statuses from the store"
+                        );
+                        self.reload(&store).await;
+                        lag.settled();
+                    }
                 }
                 Err(RecvError::Closed) => return,
             }
@@ -466,6 +481,23 @@ pub(crate) async fn track_api(
     let response = next.run(request).await;
     metrics.api_request(route, response.status(), started.elapsed());
     response
+}
+
+/// Shortest time between two reloads caused by falling behind the bus.
+const LAG_RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// Events missed since the last reload, and when that was.
+#[derive(Default)]
+struct LagState {
+    pending: Option<u64>,
+    last_reload: Option<Instant>,
+}
+
+impl LagState {
+    fn settled(&mut self) {
+        self.pending = None;
+        self.last_reload = Some(Instant::now());
+    }
 }
 
 /// What the check table needs of a `RunFinished`.

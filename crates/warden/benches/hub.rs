@@ -366,7 +366,8 @@ fn wrk(url: &str, seconds: u64) -> Option<(f64, f64)> {
 fn wrk_with(url: &str, seconds: u64, connections: u32, token: Option<&str>) -> Option<(f64, f64)> {
     let mut command = Command::new("wrk");
     command.args([
-        "-t2",
+        // wrk needs at least one connection per thread.
+        &format!("-t{}", connections.clamp(1, 2)),
         &format!("-c{connections}"),
         &format!("-d{seconds}s"),
         "--latency",
