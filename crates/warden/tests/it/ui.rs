@@ -430,13 +430,15 @@ async fn drive(client: &Client, url: &str, admin: &str, dir: &Path) {
     .await;
 
     // The check page: Run now is disabled while the run goes, then its result appears.
-    client
-        .find(Locator::Css("tr[data-check='db-1'] a"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The live overview may re-render the row between finding and clicking it: try again.
+    poll(wait, "a click on db-1's link", || async {
+        let link = client
+            .find(Locator::Css("tr[data-check='db-1'] a"))
+            .await
+            .ok()?;
+        link.click().await.ok()
+    })
+    .await;
     poll(wait, "the check page", || async {
         client
             .find(Locator::Css("body[data-loaded='true'][data-page='check']"))
