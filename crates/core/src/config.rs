@@ -63,7 +63,17 @@ pub struct CheckConfig {
     pub timeout: Duration,
     pub overlap: Overlap,
     pub labels: BTreeMap<String, String>,
+    /// Links shown on the check's page (its CI job, its logs, a runbook).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
     pub kind: CheckKind,
+}
+
+/// A named link on a check's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub name: String,
+    pub url: String,
 }
 
 impl CheckConfig {

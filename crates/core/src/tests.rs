@@ -38,6 +38,16 @@ fn check(text: &str, expect: &Expect) {
                     CheckKind::Noop => String::new(),
                     other => serde_json::to_string(other).unwrap_or_default(),
                 };
+                let detail = if check.links.is_empty() {
+                    detail
+                } else {
+                    let links: Vec<String> = check
+                        .links
+                        .iter()
+                        .map(|link| format!("{}={}", link.name, link.url))
+                        .collect();
+                    format!("{detail} links=[{}]", links.join(" "))
+                };
                 out.push_str(&format!(
                     "{} {} {} timeout={} overlap={} {}\n",
                     check.name,
@@ -129,6 +139,7 @@ kind = "tcp"
 host = "10.0.0.5"
 port = 5432
 every = "10s"
+links = [{ name = "runbook", url = "https://wiki.example/db" }]
 
 [[check]]
 name = "resolver"
@@ -175,7 +186,7 @@ timezone = "Europe/Paris"
             ok listen=127.0.0.1:7878 data=./warden-data
             site http every 30s timeout=10s overlap=skip {"kind":"http","url":"https://example.org/health","method":"GET","headers":{},"body":null,"auth":null,"follow_redirects":true,"verify_tls":true,"client_cert":null,"http_version":"auto","conditions":["[STATUS] == 200","[BODY].status == UP","[RESPONSE_TIME] < 500"]}
             api http every 1m timeout=10s overlap=skip {"kind":"http","url":"http://127.0.0.1:9000/x","method":"POST","headers":{"X-Token":"t"},"body":"{\"a\":1}","auth":{"bearer":{"token":"secret"}},"follow_redirects":false,"verify_tls":false,"client_cert":null,"http_version":"http2","conditions":["[STATUS] < 400"]}
-            db-port tcp every 10s timeout=10s overlap=skip {"kind":"tcp","host":"10.0.0.5","port":5432,"send":null,"expect":null,"conditions":["[CONNECTED] == true"]}
+            db-port tcp every 10s timeout=10s overlap=skip {"kind":"tcp","host":"10.0.0.5","port":5432,"send":null,"expect":null,"conditions":["[CONNECTED] == true"]} links=[runbook=https://wiki.example/db]
             resolver dns every 1m timeout=10s overlap=skip {"kind":"dns","query":"example.org","record":"AAAA","server":"127.0.0.1:5353","expect":["::1"],"conditions":["[DNS_RCODE] == NOERROR"]}
             gw icmp every 1m timeout=10s overlap=skip {"kind":"icmp","host":"192.0.2.1","count":5,"interval":200,"warn_loss":20.0,"crit_loss":100.0,"conditions":[]}
             cert tls every 1h timeout=10s overlap=skip {"kind":"tls","host":"example.org","port":443,"server_name":null,"warn_days":30.0,"crit_days":7.0,"conditions":[]}
@@ -238,6 +249,7 @@ name = "g"
 kind = "icmp"
 every = "1m"
 count = 0
+links = [{ name = "x", url = "ftp://nope" }, "CI"]
 "#,
         &expect![[r#"
             warden.toml:5:7: check[0].url: `ftp://example.org` is not an http:// or https:// URL with a host
@@ -247,14 +259,16 @@ count = 0
             warden.toml:20:10: check[2].record: unknown record type `MXX`, expected one of: A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA
             warden.toml:21:10: check[2].server: `localhost` is not IP or IP:PORT, e.g. `1.1.1.1` or `127.0.0.1:5353`
             warden.toml:24:1: check[3]: a heartbeat needs `period = "1d"` or `cron = "0 3 * * *"`: when pings are expected
-            warden.toml:27:1: check[3].every: unknown key `every`; expected one of: name, kind, period, cron, timezone, grace, labels
+            warden.toml:27:1: check[3].every: unknown key `every`; expected one of: name, kind, period, cron, timezone, grace, labels, links
             warden.toml:29:1: check[4]: `client_cert` and `client_key` go together: give both PEM files
             warden.toml:34:14: check[4].basic_auth: expected `{ username = "...", password = "..." }`
             warden.toml:36:16: check[4].http_version: unknown HTTP version `3`, expected one of: auto, 1.1, 2
             warden.toml:42:13: check[5].disk_warn: must be a percentage from 0 to 100
-            warden.toml:43:1: check[5].conditions: unknown key `conditions`; expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, disk_warn, disk_crit, memory_warn, memory_crit
+            warden.toml:43:1: check[5].conditions: unknown key `conditions`; expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, links, disk_warn, disk_crit, memory_warn, memory_crit
             warden.toml:45:1: check[6]: a `icmp` check needs `host = "..."`
             warden.toml:49:9: check[6].count: must be a whole number from 1 to 100
+            warden.toml:50:10: check[6].links[0]: expected `{ name = "...", url = "https://..." }` with an http(s) URL
+            warden.toml:50:46: check[6].links[1]: expected a table of strings, found string
         "#]],
     );
 }
@@ -298,7 +312,7 @@ fn bad_configs() {
             "unknown check key",
             "[[check]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\nevrey = \"5s\"\nevery = \"5s\"\n",
             expect![[r#"
-                warden.toml:5:1: check[0].evrey: unknown key `evrey` (did you mean `every`?); expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, command, env, cwd, clean_env
+                warden.toml:5:1: check[0].evrey: unknown key `evrey` (did you mean `every`?); expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, links, command, env, cwd, clean_env
             "#]],
         ),
         (

@@ -840,6 +840,14 @@ impl RunView {
 pub(crate) struct CheckMeta {
     pub(crate) schedule: String,
     pub(crate) labels: std::collections::BTreeMap<String, String>,
+    pub(crate) links: Vec<LinkView>,
+}
+
+/// A named link on a check's page (`links` in its config).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct LinkView {
+    name: String,
+    url: String,
 }
 
 impl CheckMeta {
@@ -867,6 +875,14 @@ impl CheckMeta {
         CheckMeta {
             schedule,
             labels: config.labels.clone(),
+            links: config
+                .links
+                .iter()
+                .map(|link| LinkView {
+                    name: link.name.clone(),
+                    url: link.url.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -880,6 +896,8 @@ pub(crate) struct CheckView<'a> {
     /// The schedule in words, e.g. `every 30s` or `cron 0 3 * * * (Europe/Paris)`.
     schedule: &'a str,
     labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    /// Links from the check's config (its CI job, its logs, a runbook).
+    links: &'a [LinkView],
     /// `ok`, `warn`, `crit` or `unknown`; null until the first result.
     status: Option<&'a str>,
     /// Since when the status holds (ms since epoch).
@@ -914,6 +932,7 @@ fn check_view<'a>(
         kind: &row.kind,
         schedule: meta.map(|m| m.schedule.as_str()).unwrap_or("unknown"),
         labels: meta.map(|m| &m.labels),
+        links: meta.map(|m| m.links.as_slice()).unwrap_or(&[]),
         status: row.status.as_deref(),
         status_since: row.status_since,
         last_run_id: row.last_run_id,

@@ -23,6 +23,7 @@ fn exec(name: &str, command: Vec<String>, every: Duration) -> CheckConfig {
         timeout: Duration::from_secs(10),
         overlap: Overlap::Skip,
         labels: BTreeMap::from([("source".to_string(), "default".to_string())]),
+        links: Vec::new(),
         kind: CheckKind::Exec(ExecCheck {
             command,
             env: BTreeMap::from([("LC_ALL".to_string(), "C".to_string())]),
@@ -80,6 +81,7 @@ pub fn host_checks(cores: usize) -> Vec<CheckConfig> {
             timeout: Duration::from_secs(10),
             overlap: Overlap::Skip,
             labels: BTreeMap::from([("source".to_string(), "default".to_string())]),
+            links: Vec::new(),
             kind: CheckKind::Host(HostCheck::default()),
         },
         exec("host.disk", disk, every),

@@ -73,6 +73,7 @@ fn check(id: i64, name: &str, schedule: Schedule, overlap: Overlap) -> Scheduled
             timeout: Duration::from_secs(10),
             overlap,
             labels: BTreeMap::new(),
+            links: Vec::new(),
             kind: CheckKind::Noop,
         },
     }

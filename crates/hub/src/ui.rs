@@ -289,6 +289,7 @@ async fn check_page(
          <dl class=\"facts\"><dt>Kind</dt><dd id=\"check-kind\"></dd>\
          <dt>Schedule</dt><dd id=\"check-schedule\"></dd>\
          <dt>Labels</dt><dd id=\"check-labels\"></dd>\
+         <dt>Links</dt><dd id=\"check-links\"></dd>\
          <dt>Uptime (24 h)</dt><dd id=\"check-uptime\">…</dd></dl>\
          <section id=\"heartbeat\" hidden><h2>Heartbeat</h2>\
          <p>Ping URL: <code id=\"ping-url\"></code></p><p id=\"heartbeat-state\"></p></section>\

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 use super::{
     CheckConfig, CheckKind, ClientCert, Config, ConfigError, ConfigErrors, DEFAULT_TIMEOUT,
     DnsCheck, ExecCheck, HeartbeatCheck, HostCheck, HttpAuth, HttpCheck, HttpVersion, HubConfig,
-    IcmpCheck, Overlap, Schedule, TcpCheck, TlsCheck,
+    IcmpCheck, Link, Overlap, Schedule, TcpCheck, TlsCheck,
 };
 use crate::conditions::Condition;
 use crate::cron::CronSchedule;
@@ -61,7 +61,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 const TOP_KEYS: &[&str] = &["hub", "check", "rule", "notifier", "maintenance"];
 const HUB_KEYS: &[&str] = &["listen", "data", "public_url", "metrics_public"];
 const CHECK_COMMON_KEYS: &[&str] = &[
-    "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels",
+    "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels", "links",
 ];
 const EXEC_KEYS: &[&str] = &["command", "env", "cwd", "clean_env"];
 const HTTP_KEYS: &[&str] = &[
@@ -99,7 +99,7 @@ const TLS_KEYS: &[&str] = &[
 const HOST_KEYS: &[&str] = &["disk_warn", "disk_crit", "memory_warn", "memory_crit"];
 /// Heartbeats are pushed, so they take `period` (or `cron`) and `grace` instead of `every`.
 const HEARTBEAT_KEYS: &[&str] = &[
-    "name", "kind", "period", "cron", "timezone", "grace", "labels",
+    "name", "kind", "period", "cron", "timezone", "grace", "labels", "links",
 ];
 const KINDS: &[&str] = &[
     "exec",
@@ -343,6 +343,7 @@ impl Cx<'_> {
         if kind_name.as_deref() == Some("heartbeat") {
             self.unknown_keys(table, path, HEARTBEAT_KEYS);
             let heartbeat = self.heartbeat(table, span, path);
+            let links = self.links(table, path);
             let labels = match get(table, "labels") {
                 Some((_, value)) => self.string_map(value, &format!("{path}.labels")),
                 None => Some(BTreeMap::new()),
@@ -357,6 +358,7 @@ impl Cx<'_> {
                 timeout: DEFAULT_TIMEOUT,
                 overlap: Overlap::Allow,
                 labels: labels?,
+                links: links?,
                 kind: CheckKind::Heartbeat(heartbeat),
             });
         }
@@ -392,6 +394,7 @@ impl Cx<'_> {
             Some((_, value)) => self.string_map(value, &format!("{path}.labels")),
             None => Some(BTreeMap::new()),
         };
+        let links = self.links(table, path);
         let kind = match kind_name.as_deref() {
             Some("exec") => self.exec(table, span, path).map(CheckKind::Exec),
             Some("noop") => Some(CheckKind::Noop),
@@ -412,6 +415,7 @@ impl Cx<'_> {
             timeout: timeout?,
             overlap: overlap?,
             labels: labels?,
+            links: links?,
             kind: kind?,
         })
     }
@@ -888,6 +892,57 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// `links = [{ name = "CI", url = "https://..." }, ...]`.
+    fn links(&mut self, table: &DeTable<'_>, path: &str) -> Option<Vec<Link>> {
+        let Some((_, value)) = get(table, "links") else {
+            return Some(Vec::new());
+        };
+        let key = format!("{path}.links");
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(
+                value.span(),
+                &key,
+                format!(
+                    "expected an array of `{{ name = \"...\", url = \"https://...\" }}`, found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        let mut links = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            let link = self.string_map(item, &item_key).and_then(|map| {
+                match (map.get("name"), map.get("url"), map.len()) {
+                    (Some(name), Some(url), 2)
+                        if !name.is_empty()
+                            && (url.starts_with("http://") || url.starts_with("https://")) =>
+                    {
+                        Some(Link {
+                            name: name.clone(),
+                            url: url.clone(),
+                        })
+                    }
+                    _ => {
+                        self.error(
+                            item.span(),
+                            &item_key,
+                            "expected `{ name = \"...\", url = \"https://...\" }` with an http(s) URL"
+                                .to_string(),
+                        );
+                        None
+                    }
+                }
+            });
+            match link {
+                Some(link) => links.push(link),
+                None => ok = false,
+            }
+        }
+        ok.then_some(links)
     }
 
     /// `conditions = [...]`, each parsed (errors point into the string), or the defaults.

@@ -104,6 +104,7 @@ kind = "exec"
 command = ["sh", "-c", "echo 'OK - fine|response_time=0.25s;1;2 size=2KB'"]
 every = "1h"
 labels = {{ team = "web" }}
+links = [{{ name = "logs", url = "https://logs.example/web" }}]
 
 [[check]]
 name = "db"
@@ -600,6 +601,14 @@ fn the_cli_does_what_the_api_does() {
         .map(|c| c["name"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(names, ["web"]);
+    let (_, web) = api
+        .get("/api/v1/checks/web")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        web["links"],
+        json!([{ "name": "logs", "url": "https://logs.example/web" }])
+    );
+    assert_eq!(web["labels"], json!({ "team": "web" }));
 
     // cancel the sleeping run.
     let (_, leased) = api

@@ -31,6 +31,7 @@ name = "db-1"
 kind = "exec"
 every = "1h"
 labels = { team = "db" }
+links = [{ name = "runbook", url = "https://wiki.example/db" }]
 command = ["sh", "-c", "sleep 1; echo 'OK - db fine'"]
 "#;
 
@@ -444,6 +445,14 @@ async fn drive(client: &Client, url: &str, admin: &str, dir: &Path) {
             .find(Locator::Css("body[data-loaded='true'][data-page='check']"))
             .await
             .ok()
+    })
+    .await;
+    // The config's links show on the page.
+    poll(wait, "the runbook link", || async {
+        let link = client.find(Locator::Css("#check-links a")).await.ok()?;
+        let href = link.attr("href").await.ok()??;
+        let text = link.text().await.ok()?;
+        (href == "https://wiki.example/db" && text == "runbook").then_some(())
     })
     .await;
     let button = client

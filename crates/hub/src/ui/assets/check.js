@@ -16,6 +16,13 @@ async function loadCheck() {
   document.getElementById("check-schedule").textContent = check.schedule;
   document.getElementById("check-labels").textContent =
     Object.entries(check.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—";
+  const links = (check.links ?? []).filter((link) => /^https?:\/\//.test(link.url));
+  const linkList = document.getElementById("check-links");
+  linkList.replaceChildren(...links.flatMap((link, index) => [
+    ...(index > 0 ? [", "] : []),
+    el("a", { href: link.url, rel: "noopener noreferrer", target: "_blank", text: link.name }),
+  ]));
+  if (links.length === 0) linkList.textContent = "—";
   if (check.heartbeat) {
     document.getElementById("heartbeat").hidden = false;
     document.getElementById("ping-url").textContent = check.heartbeat.ping_url;
