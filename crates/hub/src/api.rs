@@ -692,12 +692,25 @@ async fn cancel(
     caller.require(Role::Operator)?;
     let run_id = parse_run_id(&id)?;
     let now = warden_store::now_ms();
-    let previous = state
+    let (previous, check_id) = state
         .store
-        .write(move |conn| queue::cancel(conn, run_id, now))
+        .write(move |conn| {
+            let previous = queue::cancel(conn, run_id, now)?;
+            let check_id = queue::get(conn, run_id)?.and_then(|run| run.check_id);
+            Ok((previous, check_id))
+        })
         .await?;
     // A run this hub's pool is running stops now, not at its next lease heartbeat.
     state.runs_in_flight.cancel(run_id);
+    // Live views drop it from the runs in flight (a cancelled run gets no `RunFinished`).
+    state
+        .bus
+        .publish(EventKind::RunCancelled {
+            run_id,
+            check_id,
+            was: previous.as_str().to_string(),
+        })
+        .await;
     Ok(Json(RunStateChanged {
         run_id,
         state: "cancelled",

@@ -52,6 +52,13 @@ pub enum EventKind {
         check_id: Option<i64>,
         check: Option<String>,
     },
+    /// A queued or running run was cancelled (it gets no `RunFinished`).
+    RunCancelled {
+        run_id: i64,
+        check_id: Option<i64>,
+        /// The state it was in: `queued`, `leased` or `started`.
+        was: String,
+    },
     RunStarted {
         run_id: i64,
         check_id: Option<i64>,
@@ -133,6 +140,7 @@ impl EventKind {
         "run_started",
         "output_line",
         "run_finished",
+        "run_cancelled",
         "incident_opened",
         "incident_acknowledged",
         "incident_resolved",
@@ -146,6 +154,7 @@ impl EventKind {
             EventKind::RunStarted { .. } => "run_started",
             EventKind::OutputLine { .. } => "output_line",
             EventKind::RunFinished { .. } => "run_finished",
+            EventKind::RunCancelled { .. } => "run_cancelled",
             EventKind::IncidentOpened { .. } => "incident_opened",
             EventKind::IncidentAcknowledged { .. } => "incident_acknowledged",
             EventKind::IncidentResolved { .. } => "incident_resolved",
@@ -160,7 +169,8 @@ impl EventKind {
             EventKind::RunQueued { run_id, .. }
             | EventKind::RunStarted { run_id, .. }
             | EventKind::OutputLine { run_id, .. }
-            | EventKind::RunFinished { run_id, .. } => Some(*run_id),
+            | EventKind::RunFinished { run_id, .. }
+            | EventKind::RunCancelled { run_id, .. } => Some(*run_id),
             EventKind::IncidentOpened { .. }
             | EventKind::IncidentAcknowledged { .. }
             | EventKind::IncidentResolved { .. }
@@ -202,6 +212,7 @@ impl Event {
                 check.as_ref().map_or(0, String::len) + worker.len()
             }
             EventKind::OutputLine { line, .. } => line.len(),
+            EventKind::RunCancelled { was, .. } => was.len(),
             EventKind::RunFinished {
                 check,
                 summary,

@@ -408,6 +408,15 @@ impl LiveState {
             EventKind::OutputLine { run_id, .. } => {
                 self.running.get(run_id).and_then(|run| run.check.clone())
             }
+            EventKind::RunCancelled {
+                run_id, check_id, ..
+            } => {
+                let tracked = self
+                    .running
+                    .remove(run_id)
+                    .and_then(|run| run.check.clone());
+                tracked.or_else(|| self.check_name(*check_id, None))
+            }
             EventKind::RunFinished {
                 run_id,
                 check_id,
@@ -522,6 +531,12 @@ enum WireFields<'a> {
         check_id: Option<i64>,
         check: Option<&'a str>,
     },
+    RunCancelled {
+        run_id: i64,
+        check_id: Option<i64>,
+        check: Option<&'a str>,
+        was: &'a str,
+    },
     RunStarted {
         run_id: i64,
         check_id: Option<i64>,
@@ -573,6 +588,16 @@ pub(crate) fn encode_event(event: &Event) -> String {
             run_id: *run_id,
             check_id: *check_id,
             check,
+        },
+        EventKind::RunCancelled {
+            run_id,
+            check_id,
+            was,
+        } => WireFields::RunCancelled {
+            run_id: *run_id,
+            check_id: *check_id,
+            check,
+            was,
         },
         EventKind::RunStarted {
             run_id,

@@ -383,6 +383,7 @@ impl Metrics {
                 !known && self.unknown_reload_due()
             }
             EventKind::RunQueued { .. }
+            | EventKind::RunCancelled { .. }
             | EventKind::OutputLine { .. }
             | EventKind::IncidentOpened { .. }
             | EventKind::IncidentAcknowledged { .. }

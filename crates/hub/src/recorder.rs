@@ -81,7 +81,9 @@ async fn flush(
     let stores_something = batch.iter().any(|event| match &event.kind {
         EventKind::OutputLine { record, .. } => *record,
         EventKind::RunFinished { .. } => true,
-        EventKind::RunQueued { .. } | EventKind::RunStarted { .. } => false,
+        EventKind::RunQueued { .. }
+        | EventKind::RunStarted { .. }
+        | EventKind::RunCancelled { .. } => false,
         // The alerter keeps incidents and notifications in the store itself.
         EventKind::IncidentOpened { .. }
         | EventKind::IncidentAcknowledged { .. }
@@ -128,6 +130,7 @@ async fn flush(
                     }
                     EventKind::RunQueued { .. }
                     | EventKind::RunStarted { .. }
+                    | EventKind::RunCancelled { .. }
                     | EventKind::IncidentOpened { .. }
                     | EventKind::IncidentAcknowledged { .. }
                     | EventKind::IncidentResolved { .. }

@@ -500,3 +500,37 @@ fn snapshots_on_the_wire_are_sorted_and_filtered() {
     assert_eq!(filtered["checks"].as_array().map(Vec::len), Some(1));
     assert_eq!(filtered["running"], json!([]));
 }
+
+/// A cancelled run leaves the runs in flight (it never gets a `RunFinished`).
+#[test]
+fn a_cancelled_run_leaves_the_runs_in_flight() {
+    let rows = vec![check_row(1, "web")];
+    let mut state = LiveState::from_rows(&rows, &[]);
+    for run_id in [70, 71] {
+        state.apply(
+            &EventKind::RunQueued {
+                run_id,
+                check_id: Some(1),
+                check: Some("web".to_string()),
+            },
+            1_000,
+        );
+    }
+    assert_eq!(state.snapshot(1).running.len(), 2);
+    let name = state.apply(
+        &EventKind::RunCancelled {
+            run_id: 70,
+            check_id: Some(1),
+            was: "queued".to_string(),
+        },
+        1_100,
+    );
+    assert_eq!(name.as_deref(), Some("web"));
+    let left: Vec<i64> = state
+        .snapshot(2)
+        .running
+        .iter()
+        .map(|run| run.run_id)
+        .collect();
+    assert_eq!(left, [71]);
+}

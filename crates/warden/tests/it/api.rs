@@ -637,6 +637,9 @@ fn the_cli_does_what_the_api_does() {
     );
     let (code, _, err) = cli(&hub, &admin, &["cancel", &slow_run.to_string()], &[]);
     assert_eq!(code, 1, "cancelling twice is refused: {err}");
+    // Live views drop the cancelled run from the runs in flight.
+    let running = live_running(&hub, &admin);
+    assert!(!running.contains(&slow_run), "{running:?}");
 
     // series: the perfdata the web check produced.
     let (code, out, err) = cli(
@@ -813,4 +816,37 @@ every = "1h"
         "{stderr}"
     );
     drop(hub);
+}
+
+/// The run ids in flight according to a fresh live snapshot (`/api/v1/events`).
+fn live_running(hub: &Hub, token: &str) -> Vec<i64> {
+    use futures_util::StreamExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let address = hub.url.trim_start_matches("http://");
+        let url = format!("ws://{address}/api/v1/events?token={token}");
+        let (mut socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("no snapshot within 10 s"));
+            let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = message else {
+                continue;
+            };
+            let snapshot: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+            assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+            return snapshot["running"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|run| run["run_id"].as_i64())
+                .collect();
+        }
+    })
 }
