@@ -504,6 +504,17 @@ async fn drive(client: &Client, url: &str, admin: &str, dir: &Path) {
     std::fs::write(&check_png, png).unwrap_or_else(|e| panic!("{e}"));
     println!("screenshot: {}", check_png.display());
 
+    // The run's page shows its output.
+    client
+        .goto(&format!("{url}/runs/{run_id}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    poll(wait, "the run's output on its page", || async {
+        let text = text_of(client, "#output").await?;
+        text.contains("OK - db fine").then_some(())
+    })
+    .await;
+
     // Sign out, then pages are refused (back to sign-in).
     client
         .find(Locator::Id("sign-out"))

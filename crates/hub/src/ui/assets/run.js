@@ -1,17 +1,30 @@
 // A run's page: its status and output; while the run is going, the output tails live.
+// The live connection comes first and every (re)connection's snapshot re-reads the stored
+// output, so a line printed between reading and subscribing is never missed; lines are keyed by
+// their number (stored `seq` and live `line_no` are the same count) and shown in order.
 import { api, connectLive, el, setBadge, setTitle } from "./common.js";
 
 const runId = Number(document.body.dataset.run);
 const output = document.getElementById("output");
-const seen = new Set();
+/** Line number → its element, and the highest number shown. */
+const shown = new Map();
+let highest = -1;
 
-function addLine(stream, line, key) {
-  if (seen.has(key)) return;
-  seen.add(key);
-  output.append(el("span", { class: stream }, `${line}\n`));
+function addLine(number, stream, line) {
+  if (shown.has(number)) return;
+  const node = el("span", { class: stream, "data-line": String(number) }, `${line}\n`);
+  shown.set(number, node);
+  if (number > highest) {
+    highest = number;
+    output.append(node);
+    return;
+  }
+  // Out of order (stored lines arriving after live ones): before the first later line.
+  const later = [...shown.keys()].filter((n) => n > number).sort((a, b) => a - b)[0];
+  output.insertBefore(node, shown.get(later) ?? null);
 }
 
-async function load() {
+async function showRun() {
   const run = await api(`/api/v1/runs/${runId}`);
   const status = run.status ?? (run.finished_at ? "unknown" : "pending");
   setBadge(document.getElementById("run-status"), status, run.summary);
@@ -23,20 +36,40 @@ async function load() {
     link.textContent = run.check;
     link.href = `/checks/${encodeURIComponent(run.check)}`;
   }
-  const stored = await api(`/api/v1/runs/${runId}/output`);
-  for (const line of stored.lines) addLine(line.stream, line.line, `s${line.seq}`);
   return run;
 }
 
-load().then((run) => {
+async function showStored() {
+  const stored = await api(`/api/v1/runs/${runId}/output`);
+  for (const line of stored.lines) addLine(line.seq, line.stream, line.line);
+}
+
+let live = null;
+let finished = false;
+
+async function refresh() {
+  const run = await showRun();
+  await showStored();
+  if (run.finished_at && live) {
+    finished = true;
+    live.close();
+  }
   document.body.dataset.loaded = "true";
-  if (run.finished_at) return;
-  const live = connectLive({
-    query: "kinds=output_line,run_finished",
-    onEvent(event) {
-      if (event.run_id !== runId) return;
-      if (event.kind === "output_line") addLine(event.stream, event.line, `l${event.line_no}`);
-      if (event.kind === "run_finished") { live.close(); load(); }
-    },
-  });
-}).catch((error) => { document.getElementById("run-summary").textContent = String(error); });
+}
+
+live = connectLive({
+  query: "kinds=output_line,run_finished",
+  // After every (re)connection without resume: what was stored meanwhile.
+  onSnapshot() {
+    if (!finished) refresh().catch(showError);
+  },
+  onEvent(event) {
+    if (event.run_id !== runId) return;
+    if (event.kind === "output_line") addLine(event.line_no, event.stream, event.line);
+    if (event.kind === "run_finished") refresh().catch(showError);
+  },
+});
+
+function showError(error) {
+  document.getElementById("run-summary").textContent = String(error);
+}
