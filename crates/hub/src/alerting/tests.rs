@@ -1397,6 +1397,10 @@ async fn a_rate_limited_notifier_spaces_notifications_out_and_drops_none() {
             body["event"].as_str().unwrap_or("").to_string()
         })
         .collect();
-    assert_eq!(events, ["opened", "repeat", "repeat", "repeat"]);
+    // The first two go out together (the burst the limit allows), so either may land first.
+    assert!(events[..2].contains(&"opened".to_string()), "{events:?}");
+    let mut sorted = events.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["opened", "repeat", "repeat", "repeat"]);
     fixture.stop().await;
 }
