@@ -161,6 +161,20 @@ fn next_live(rx: &mpsc::Receiver<Value>, kind: &str) -> Value {
     }
 }
 
+/// Waits until the alerter has evaluated `runs` more finished runs than it had when called: by
+/// then whatever it would page for has been decided and queued as a delivery.
+fn wait_for_evaluations(api: &Api, runs: u64) {
+    let evaluated = || {
+        api.get("/api/v1/alerting")
+            .ok()
+            .and_then(|(_, body)| body["runs_evaluated"].as_u64())
+    };
+    let start = wait_for(Duration::from_secs(30), "the alerter's counters", evaluated);
+    wait_for(Duration::from_secs(30), "more runs evaluated", || {
+        evaluated().filter(|n| *n >= start + runs)
+    });
+}
+
 fn cli(hub: &Hub, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let mut all = vec!["--url", hub.url.as_str(), "--token", token];
     all.extend_from_slice(args);
@@ -268,8 +282,16 @@ message = "{{{{check}}}} is {{{{status}}}}: {{{{summary}}}}"
         "{detail}"
     );
     assert_eq!(next_live(&live, "incident_acknowledged")["note"], "on it");
-    // Still failing: one incident, one page (nothing more arrives while it stays crit).
-    std::thread::sleep(Duration::from_secs(2));
+    // Still failing: one incident, one page (two more crit runs evaluated, no new delivery).
+    wait_for_evaluations(&api, 2);
+    let (_, detail) = api
+        .get(&format!("/api/v1/incidents/{id}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        detail["deliveries"].as_array().map(Vec::len),
+        Some(1),
+        "{detail}"
+    );
     assert!(
         requests.try_recv().is_err(),
         "a second page while still down"
@@ -359,7 +381,7 @@ default = true
     });
     assert_eq!(incident["rule"], "default");
     assert_eq!(incident["held"], true);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_evaluations(&api, 2);
     assert!(requests.try_recv().is_err(), "paged during the silence");
     // Ending the silence releases the page of the incident still open.
     let (_, silences) = api
@@ -512,7 +534,7 @@ max_attempts = 10
     assert_eq!(page["incident"]["id"], id);
     // Still the same incident: the restart neither lost it nor opened a second one.
     let api = Api::new(&hub.url, &token);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_evaluations(&api, 2);
     let (_, open) = api
         .get("/api/v1/incidents?open=true")
         .unwrap_or_else(|e| panic!("{e}"));
