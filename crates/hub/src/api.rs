@@ -131,10 +131,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     responses(
         (status = 101, description = "Switching protocols: the WebSocket is open"),
         (status = 400, description = "A bad or unknown query parameter, or not a WebSocket upgrade", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]), ("query_token" = ["viewer"]))
 )]
@@ -282,11 +279,8 @@ pub(crate) struct Enqueued {
         (status = 201, description = "Queued", body = Enqueued),
         (status = 200, description = "A run with this `dedup_key` exists; that one is answered", body = Enqueued),
         (status = 400, description = "Malformed JSON, a wrong or unknown field, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -396,11 +390,8 @@ pub(crate) struct Lease {
     responses(
         (status = 200, description = "The runs leased (possibly none)", body = Leases),
         (status = 400, description = "Malformed JSON, a wrong or unknown field, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["agent"]), ("bearer" = ["operator"]))
 )]
@@ -472,13 +463,10 @@ pub(crate) struct LeaseExtended {
     responses(
         (status = 200, description = "The lease is extended", body = LeaseExtended),
         (status = 400, description = "A bad run id, malformed JSON, a wrong or unknown field, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The lease is not this fence's any more (expired and re-leased, or the run was cancelled)", body = ErrorBody),
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["agent"]), ("bearer" = ["operator"]))
 )]
@@ -547,13 +535,10 @@ pub(crate) struct RunStateChanged {
     responses(
         (status = 200, description = "The run is completed", body = RunStateChanged),
         (status = 400, description = "A bad run id, malformed JSON, a wrong or unknown field, or a bad status", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The lease is not this fence's any more, or the run is not leased", body = ErrorBody),
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["agent"]), ("bearer" = ["operator"]))
 )]
@@ -619,13 +604,10 @@ fn default_retry() -> bool {
     responses(
         (status = 200, description = "Queued again (`run_at`) or dead", body = RunStateChanged),
         (status = 400, description = "A bad run id, malformed JSON, or a wrong or unknown field", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The lease is not this fence's any more, or the run is not leased", body = ErrorBody),
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["agent"]), ("bearer" = ["operator"]))
 )]
@@ -675,12 +657,9 @@ async fn fail(
     responses(
         (status = 200, description = "Cancelled; `was` is the state it had", body = RunStateChanged),
         (status = 400, description = "A bad run id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run is already finished", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -730,12 +709,9 @@ async fn cancel(
     responses(
         (status = 200, description = "Cancelled; `was` is the state it had", body = RunStateChanged),
         (status = 400, description = "A bad run id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run is already finished", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -757,11 +733,8 @@ async fn queue_cancel(
     responses(
         (status = 200, description = "The run", body = RunView),
         (status = 400, description = "A bad run id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -1017,10 +990,7 @@ pub(crate) struct ChecksPage<'a> {
     responses(
         (status = 200, description = "A page of checks, by name", body = ChecksPage),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -1104,11 +1074,8 @@ async fn list_checks(
     responses(
         (status = 200, description = "The check", body = CheckView),
         (status = 400, description = "A name that is not UTF-8", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such check", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -1149,12 +1116,9 @@ pub(crate) struct RunQueued {
     responses(
         (status = 201, description = "Queued", body = RunQueued),
         (status = 400, description = "A name that is not UTF-8", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such check", body = ErrorBody),
         (status = 409, description = "A heartbeat check: the job it watches pings it, it cannot be run", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -1248,11 +1212,8 @@ pub(crate) struct RunsPage {
     responses(
         (status = 200, description = "A page of runs", body = RunsPage),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such check (`check`)", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -1331,11 +1292,8 @@ pub(crate) struct RunQuery {
     responses(
         (status = 200, description = "The run (finished, or as it is when the wait ends)", body = RunView),
         (status = 400, description = "A bad run id or query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -1423,11 +1381,8 @@ pub(crate) struct OutputLine {
     responses(
         (status = 200, description = "The output", body = RunOutput),
         (status = 400, description = "A bad run id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such run", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]

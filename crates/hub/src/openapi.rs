@@ -83,6 +83,24 @@ impl utoipa::Modify for SecuritySchemes {
 }
 
 /// A router that can only gain routes together with their OpenAPI operations.
+/// The error answers every authenticated operation can give, listed once: an operation's
+/// `responses(...)` names `AuthErrors` beside its own statuses.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // reason: a description for the document, never constructed
+pub(crate) enum AuthErrors {
+    #[response(
+        status = 401,
+        description = "No token, or an invalid, expired or revoked one"
+    )]
+    Unauthorized(crate::error::ErrorBody),
+    #[response(status = 403, description = "The token's role is not allowed")]
+    Forbidden(crate::error::ErrorBody),
+    #[response(status = 500, description = "Internal error (the hub's log says why)")]
+    Internal(crate::error::ErrorBody),
+    #[response(status = 503, description = "The hub is shutting down")]
+    Unavailable(crate::error::ErrorBody),
+}
+
 pub(crate) struct DocumentedRouter(OpenApiRouter<AppState>);
 
 impl DocumentedRouter {

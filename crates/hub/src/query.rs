@@ -128,10 +128,7 @@ pub(crate) struct SeriesName {
     responses(
         (status = 200, description = "A page of series", body = SeriesPage),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -219,11 +216,8 @@ pub(crate) struct SeriesPoints {
     responses(
         (status = 200, description = "One point per step", body = SeriesPoints),
         (status = 400, description = "A bad or unknown query parameter, or a range with too many points", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such series", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -333,11 +327,8 @@ pub(crate) struct Uptime {
     responses(
         (status = 200, description = "Uptime and mean response time", body = Uptime),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such check", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -452,10 +443,7 @@ pub(crate) struct TokensPage {
     responses(
         (status = 200, description = "A page of tokens (never their secrets)", body = TokensPage),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -519,11 +507,8 @@ pub(crate) struct CreatedToken {
     responses(
         (status = 201, description = "The new token with its secret, shown once", body = CreatedToken),
         (status = 400, description = "Malformed JSON, a wrong or unknown field, or a bad name, role or duration", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -591,11 +576,8 @@ pub(crate) async fn create_token(
     responses(
         (status = 200, description = "The token, now revoked", body = TokenView),
         (status = 400, description = "A bad token id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such token", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["admin"]))
 )]

@@ -201,10 +201,7 @@ pub(crate) struct IncidentsPage {
     responses(
         (status = 200, description = "A page of incidents", body = IncidentsPage),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -249,11 +246,8 @@ async fn list_incidents(
     responses(
         (status = 200, description = "The incident", body = IncidentView),
         (status = 400, description = "A bad incident id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such incident", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -352,13 +346,10 @@ pub(crate) struct AckBody {
     responses(
         (status = 200, description = "The incident, acknowledged", body = IncidentView),
         (status = 400, description = "A bad incident id, malformed JSON, an unknown field, or a note too long", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such incident", body = ErrorBody),
         (status = 409, description = "The incident is already resolved", body = ErrorBody),
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -452,10 +443,7 @@ pub(crate) struct Silences {
     responses(
         (status = 200, description = "Current and future silences (all with `all`)", body = Silences),
         (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -511,11 +499,8 @@ pub(crate) struct SilenceBody {
     responses(
         (status = 201, description = "The silence", body = SilenceView),
         (status = 400, description = "Malformed JSON, a wrong or unknown field, or a bad glob, duration or time", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 413, description = "The request body is too large", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -601,11 +586,8 @@ pub(crate) struct SilenceDeleted {
     responses(
         (status = 200, description = "Ended", body = SilenceDeleted),
         (status = 400, description = "A bad silence id", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such silence", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
@@ -652,10 +634,7 @@ pub(crate) struct AlertingStats {
     summary = "The alerter's counters",
     responses(
         (status = 200, description = "Counters since the hub started", body = AlertingStats),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -703,10 +682,7 @@ pub(crate) struct NotifierView {
     summary = "List notifiers",
     responses(
         (status = 200, description = "The configured notifiers", body = Notifiers),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
+        crate::openapi::AuthErrors,
     ),
     security(("bearer" = ["viewer"]))
 )]
@@ -758,11 +734,8 @@ pub(crate) struct NotifierTest {
     responses(
         (status = 200, description = "What happened", body = NotifierTest),
         (status = 400, description = "A name that is not UTF-8", body = ErrorBody),
-        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
-        (status = 403, description = "The token's role is not allowed", body = ErrorBody),
+        crate::openapi::AuthErrors,
         (status = 404, description = "No such notifier", body = ErrorBody),
-        (status = 500, description = "Internal error (the hub's log says why)", body = ErrorBody),
-        (status = 503, description = "The hub is shutting down", body = ErrorBody),
     ),
     security(("bearer" = ["operator"]))
 )]
