@@ -209,6 +209,43 @@ impl Client {
         self.call(Method::DELETE, url, REQUEST_TIMEOUT).await
     }
 
+    /// `GET /api/v1/users` (admin): every user, never a password or hash.
+    pub async fn users(&self) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["users"], &[]);
+        self.call(Method::GET, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `POST /api/v1/users` (admin): a user who signs in to the web UI with `password`.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: &str,
+        password: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["users"], &[]);
+        let body = serde_json::json!({ "name": name, "role": role, "password": password });
+        self.call_with(Method::POST, url, Some(&body), REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// `DELETE /api/v1/users/{name}` (admin): removes the user and revokes their sessions.
+    pub async fn remove_user(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["users", name], &[]);
+        self.call(Method::DELETE, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `GET /api/v1/sessions`: live web UI sessions (all of them for an admin, else one's own).
+    pub async fn sessions(&self) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["sessions"], &[]);
+        self.call(Method::GET, url, REQUEST_TIMEOUT).await
+    }
+
+    /// `DELETE /api/v1/sessions/{id}`: ends a web UI session at once.
+    pub async fn revoke_session(&self, id: i64) -> Result<serde_json::Value, ClientError> {
+        let url = self.endpoint(&["sessions", &id.to_string()], &[]);
+        self.call(Method::DELETE, url, REQUEST_TIMEOUT).await
+    }
+
     /// `BASE/api/v1/<segments>?<query>`; each segment is percent-encoded (a `/` in a check
     /// name stays inside its segment).
     pub(crate) fn endpoint(&self, segments: &[&str], query: &[(&str, String)]) -> Url {

@@ -4,7 +4,7 @@
 mod alerting;
 mod walk;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,7 +30,24 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub notifiers: Vec<NotifierConfig>,
     pub maintenance: Vec<MaintenanceConfig>,
+    /// Names of the checks with `badge = true`: their status badges are served without a token.
+    /// Kept beside the checks, not in them, so turning a badge on or off does not change a
+    /// check's definition (nor its stored hash).
+    pub badges: BTreeSet<String>,
+    /// `[status_page]`: a public page with some checks' status, when present.
+    pub status_page: Option<StatusPageConfig>,
 }
+
+/// `[status_page]`: what the public status page (`/status`) shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPageConfig {
+    pub title: String,
+    /// Configured checks' names, in the order given.
+    pub checks: Vec<String>,
+}
+
+/// The status page's title when the config gives none.
+pub const DEFAULT_STATUS_PAGE_TITLE: &str = "Status";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubConfig {
@@ -345,3 +362,6 @@ mod millis {
         u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
+
+#[cfg(test)]
+mod tests;

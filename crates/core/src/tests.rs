@@ -259,12 +259,12 @@ links = [{ name = "x", url = "ftp://nope" }, "CI"]
             warden.toml:20:10: check[2].record: unknown record type `MXX`, expected one of: A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA
             warden.toml:21:10: check[2].server: `localhost` is not IP or IP:PORT, e.g. `1.1.1.1` or `127.0.0.1:5353`
             warden.toml:24:1: check[3]: a heartbeat needs `period = "1d"` or `cron = "0 3 * * *"`: when pings are expected
-            warden.toml:27:1: check[3].every: unknown key `every`; expected one of: name, kind, period, cron, timezone, grace, labels, links
+            warden.toml:27:1: check[3].every: unknown key `every`; expected one of: name, kind, period, cron, timezone, grace, labels, links, badge
             warden.toml:29:1: check[4]: `client_cert` and `client_key` go together: give both PEM files
             warden.toml:34:14: check[4].basic_auth: expected `{ username = "...", password = "..." }`
             warden.toml:36:16: check[4].http_version: unknown HTTP version `3`, expected one of: auto, 1.1, 2
             warden.toml:42:13: check[5].disk_warn: must be a percentage from 0 to 100
-            warden.toml:43:1: check[5].conditions: unknown key `conditions`; expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, links, disk_warn, disk_crit, memory_warn, memory_crit
+            warden.toml:43:1: check[5].conditions: unknown key `conditions`; expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, links, badge, disk_warn, disk_crit, memory_warn, memory_crit
             warden.toml:45:1: check[6]: a `icmp` check needs `host = "..."`
             warden.toml:49:9: check[6].count: must be a whole number from 1 to 100
             warden.toml:50:10: check[6].links[0]: expected `{ name = "...", url = "https://..." }` with an http(s) URL
@@ -305,14 +305,14 @@ fn bad_configs() {
             "unknown top-level key",
             "chekc = 1\n",
             expect![[r#"
-                warden.toml:1:1: chekc: unknown key `chekc` (did you mean `check`?); expected one of: hub, check, rule, notifier, maintenance
+                warden.toml:1:1: chekc: unknown key `chekc` (did you mean `check`?); expected one of: hub, check, rule, notifier, maintenance, status_page
             "#]],
         ),
         (
             "unknown check key",
             "[[check]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\nevrey = \"5s\"\nevery = \"5s\"\n",
             expect![[r#"
-                warden.toml:5:1: check[0].evrey: unknown key `evrey` (did you mean `every`?); expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, links, command, env, cwd, clean_env
+                warden.toml:5:1: check[0].evrey: unknown key `evrey` (did you mean `every`?); expected one of: name, kind, every, cron, timezone, timeout, overlap, labels, links, badge, command, env, cwd, clean_env
             "#]],
         ),
         (

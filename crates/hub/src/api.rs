@@ -63,18 +63,28 @@ pub(crate) fn routes() -> DocumentedRouter {
         .routes(routes!(crate::heartbeat::ping_action).layer(DefaultBodyLimit::disable()))
         .routes(routes!(crate::metrics::metrics))
         .merge(crate::alerting::api::routes())
+        .routes(
+            routes!(crate::users::list_users, crate::users::create_user)
+                .layer(DefaultBodyLimit::max(4096)),
+        )
+        .routes(routes!(crate::users::remove_user))
+        .routes(routes!(crate::users::list_sessions))
+        .routes(routes!(crate::users::revoke_session))
 }
 
 pub(crate) fn router(state: AppState) -> Router {
     let (router, document) = routes().into_parts();
     router
         .merge(crate::ui::router())
+        .merge(crate::badge::router())
+        .merge(crate::status_page::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track_api,
         ))
         .layer(axum::Extension(OpenApiJson::new(&document)))
+        .layer(crate::ui::compression())
         .with_state(state)
 }
 

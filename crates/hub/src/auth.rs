@@ -94,8 +94,10 @@ pub(crate) async fn ensure_admin_token(store: &Store) -> Result<Option<String>, 
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) role: Role,
-    #[allow(dead_code)] // reason: audit trails arrive with the API issue
+    /// The token behind the request (0 for a session made from a user).
     pub(crate) token_id: i64,
+    /// The user behind a session made from a user name and password.
+    pub(crate) user_id: Option<i64>,
 }
 
 impl Caller {
@@ -164,6 +166,7 @@ pub(crate) async fn caller_for_token(state: &AppState, token: &str) -> Result<Ca
     Ok(Caller {
         role,
         token_id: row.id,
+        user_id: None,
     })
 }
 

@@ -89,6 +89,9 @@ pub enum EventKind {
         /// Why a probe failed (`dns`, `connect`, `tls`, `timeout`, `http`, `condition`); `None`
         /// when nothing failed or the run's kind names no reasons.
         reason: Option<&'static str>,
+        /// The check's status and the samples were written with the run's result (the local
+        /// worker does that in one write); otherwise the recorder writes them.
+        stored: bool,
     },
     /// A rule fired (alerting).
     IncidentOpened {

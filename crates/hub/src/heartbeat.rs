@@ -341,6 +341,7 @@ impl Heartbeats {
                         finished_at: now,
                         samples: Vec::new(),
                         reason: None,
+                        stored: false,
                     })
                     .await;
                 }
@@ -569,6 +570,7 @@ async fn receive(
                     finished_at: at,
                     samples,
                     reason: None,
+                    stored: false,
                 })
                 .await;
         }

@@ -5,6 +5,7 @@
 pub mod alerting;
 mod api;
 mod auth;
+mod badge;
 pub mod bus;
 pub mod defaults;
 mod error;
@@ -15,7 +16,9 @@ mod openapi;
 mod query;
 pub mod recorder;
 pub mod scheduler;
+mod status_page;
 mod ui;
+mod users;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -96,6 +99,10 @@ pub(crate) struct AppState {
     pub(crate) metrics_public: bool,
     /// Notifiers, rules and the alerter's control channel (incidents, silences, tests).
     pub(crate) alerting: alerting::Alerting,
+    /// Checks whose badges are public (`badge = true`).
+    pub(crate) badges: Arc<std::collections::BTreeSet<String>>,
+    /// The public status page (`[status_page]`), if configured.
+    pub(crate) status_page: Option<Arc<warden_core::config::StatusPageConfig>>,
 }
 
 /// A hub that has opened its store and bound its port, ready to serve.
@@ -219,6 +226,8 @@ impl Hub {
                 metrics,
                 metrics_public: config.hub.metrics_public,
                 alerting,
+                badges: Arc::new(config.badges.clone()),
+                status_page: config.status_page.clone().map(Arc::new),
             },
             checks,
             worker: options.worker,
@@ -286,11 +295,13 @@ impl Hub {
             worker,
             state.runs_in_flight.clone(),
         );
+        let handoff = pool.handoff();
         tracker.spawn(pool.run(stop_work.clone(), abort_runs.clone()));
         let sink = StoreSink {
             store: state.store.clone(),
             bus: state.bus.clone(),
             wake: Arc::clone(&state.wake),
+            handoff,
         };
         let check_count = checks.len();
         tracker.spawn(Scheduler::new(SystemClock, sink, &checks).run(stop_work.clone()));
@@ -370,11 +381,13 @@ fn listener_addr(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
     addr
 }
 
-/// Enqueues due slots in the store, announces them and wakes the local workers.
+/// Enqueues due slots in the store and, in the same write, leases what the local pool has room
+/// for; announces them, then hands the leases to the pool (or wakes it).
 struct StoreSink {
     store: Store,
     bus: Bus,
     wake: Arc<Notify>,
+    handoff: worker::Handoff,
 }
 
 impl SlotSink for StoreSink {
@@ -383,12 +396,18 @@ impl SlotSink for StoreSink {
             .iter()
             .map(|slot| (slot.check_id, Arc::clone(&slot.name)))
             .collect();
+        let handoff = self.handoff.clone();
         let outcomes = self
             .store
-            .write(move |conn| scheduler::enqueue_slots(conn, &slots, warden_store::now_ms()))
+            .write(move |conn| {
+                let now = warden_store::now_ms();
+                let outcomes = scheduler::enqueue_slots(conn, &slots, now)?;
+                let leases = handoff.lease(conn, now)?;
+                Ok((outcomes, leases))
+            })
             .await;
-        let outcomes = match outcomes {
-            Ok(outcomes) => outcomes,
+        let (outcomes, leases) = match outcomes {
+            Ok(written) => written,
             Err(error) => {
                 tracing::error!(%error, "cannot enqueue due checks");
                 return;
@@ -415,7 +434,12 @@ impl SlotSink for StoreSink {
                 }
             }
         }
-        if enqueued > 0 {
+        // After the announcements, so a run's `RunStarted` never comes before its `RunQueued`.
+        let handed = leases.len();
+        if !self.handoff.give(leases) {
+            tracing::warn!(handed, "the local pool has stopped; its leases will expire");
+        }
+        if enqueued > handed {
             self.wake.notify_one();
         }
     }

@@ -20,8 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -63,10 +63,10 @@ const WRITE_BUFFER: usize = 32 * 1024;
 const BATCHES: usize = 4_096;
 /// While events keep coming, connections are woken at most once per this interval (they then
 /// take everything that arrived): a bound on wake-ups, not a delay when events are sparse. It
-/// grows with the connections (each wake-up costs a task poll): 1 ms up to 200 connections,
-/// 5 µs per connection beyond, at most 10 ms.
-fn fanout_interval(connections: usize) -> Duration {
-    let micros = u64::try_from(connections.saturating_mul(5)).unwrap_or(u64::MAX);
+/// grows with the connections the last batch woke (each wake-up costs a task poll): 1 ms up to
+/// 200 of them, 5 µs per connection beyond, at most 10 ms.
+fn fanout_interval(woken: usize) -> Duration {
+    let micros = u64::try_from(woken.saturating_mul(5)).unwrap_or(u64::MAX);
     Duration::from_micros(micros.clamp(1_000, 10_000))
 }
 
@@ -155,15 +155,20 @@ pub(crate) struct Live {
     pub(crate) options: LiveOptions,
     closing: CancellationToken,
     connections: Arc<AtomicUsize>,
-    /// The fan-out's batches of events; connections wait on this, not on the bus.
-    batches: broadcast::Sender<Arc<Batch>>,
+    /// Who gets which batches: connections register here, the fan-out delivers from here.
+    registry: Arc<Mutex<Registry>>,
+    /// The seq of the last event the fan-out has delivered to every mailbox that wanted it.
+    dispatched: Arc<AtomicU64>,
 }
 
-/// Events in seq order, contiguous with the batch before (the fan-out's invariant; a
-/// connection checks it anyway), each with its check's [`check_key`].
+/// Events in seq order, contiguous with the batch before unless `lost` says otherwise, each
+/// with its check's [`check_key`].
 #[derive(Debug)]
 pub(crate) struct Batch {
     events: Vec<(Arc<Event>, Option<u64>)>,
+    /// Events the fan-out itself missed (it fell behind the replay ring) just before this batch;
+    /// every connection gets such a batch and closes so its client resumes.
+    lost: u64,
 }
 
 /// A fixed hash of a check name: connections compare these before comparing names.
@@ -174,38 +179,182 @@ fn check_key(name: &str) -> u64 {
     hasher.finish()
 }
 
+/// The connections by what they want. A connection filtered to some checks is only handed the
+/// batches holding an event of one of them (and only woken then); the others get every batch.
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    /// Every batch goes to these.
+    everything: Vec<Arc<Mailbox>>,
+    /// Batches with an event of the check with this [`check_key`] go to these.
+    by_check: HashMap<u64, Vec<Arc<Mailbox>>>,
+}
+
+/// One connection's queue of batches, filled by the fan-out.
+#[derive(Debug)]
+struct Mailbox {
+    id: u64,
+    check_keys: Vec<u64>,
+    queue: Mutex<MailboxQueue>,
+    notify: tokio::sync::Notify,
+    /// The last dispatch that handed this mailbox a batch (one batch per dispatch, however many
+    /// of its checks the batch holds).
+    last_dispatch: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct MailboxQueue {
+    batches: VecDeque<Arc<Batch>>,
+    /// More than [`BATCHES`] batches waited: the connection lagged.
+    overflowed: bool,
+    closed: bool,
+}
+
+impl Mailbox {
+    fn push(&self, batch: &Arc<Batch>) {
+        if let Ok(mut queue) = self.queue.lock() {
+            if queue.batches.len() >= BATCHES {
+                queue.overflowed = true;
+                queue.batches.clear();
+            } else if !queue.overflowed {
+                queue.batches.push_back(Arc::clone(batch));
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    fn close(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.closed = true;
+        }
+        self.notify.notify_one();
+    }
+
+    fn try_recv(&self) -> Result<Arc<Batch>, broadcast::error::TryRecvError> {
+        let Ok(mut queue) = self.queue.lock() else {
+            return Err(broadcast::error::TryRecvError::Closed);
+        };
+        if queue.overflowed {
+            queue.overflowed = false;
+            return Err(broadcast::error::TryRecvError::Lagged(BATCHES as u64));
+        }
+        match queue.batches.pop_front() {
+            Some(batch) => Ok(batch),
+            None if queue.closed => Err(broadcast::error::TryRecvError::Closed),
+            None => Err(broadcast::error::TryRecvError::Empty),
+        }
+    }
+}
+
+/// A connection's place in the fan-out: its batches, in order. Leaves the registry when dropped.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    mailbox: Arc<Mailbox>,
+    registry: Arc<Mutex<Registry>>,
+    dispatched: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    /// The next batch, if one waits.
+    #[cfg(test)]
+    pub(crate) fn try_recv(&self) -> Result<Arc<Batch>, broadcast::error::TryRecvError> {
+        self.mailbox.try_recv()
+    }
+
+    /// The next batch.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a batch is only taken when the future completes.
+    pub(crate) async fn recv(&self) -> Result<Arc<Batch>, broadcast::error::RecvError> {
+        loop {
+            match self.mailbox.try_recv() {
+                Ok(batch) => return Ok(batch),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    return Err(broadcast::error::RecvError::Lagged(n));
+                }
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    return Err(broadcast::error::RecvError::Closed);
+                }
+                // `notify_one` keeps a permit when nobody waits, so a push between the look
+                // and this wait still wakes it.
+                Err(broadcast::error::TryRecvError::Empty) => self.mailbox.notify.notified().await,
+            }
+        }
+    }
+
+    /// A seq up to which every event this subscription wants has been handed to it, read
+    /// before looking at the queue: when the queue is then empty, nothing it wants at or below
+    /// this seq is still on its way.
+    fn settled_through(&self) -> Option<u64> {
+        let dispatched = self.dispatched.load(Ordering::Acquire);
+        let empty = self
+            .mailbox
+            .queue
+            .lock()
+            .map(|queue| queue.batches.is_empty() && !queue.overflowed)
+            .unwrap_or(false);
+        empty.then_some(dispatched)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Ok(mut registry) = self.registry.lock() else {
+            return;
+        };
+        let id = self.mailbox.id;
+        if self.mailbox.check_keys.is_empty() {
+            registry.everything.retain(|mailbox| mailbox.id != id);
+        } else {
+            for key in &self.mailbox.check_keys {
+                if let Some(list) = registry.by_check.get_mut(key) {
+                    list.retain(|mailbox| mailbox.id != id);
+                    if list.is_empty() {
+                        registry.by_check.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Live {
     pub(crate) fn new(options: LiveOptions) -> Live {
         Live {
             options,
             closing: CancellationToken::new(),
             connections: Arc::default(),
-            batches: broadcast::Sender::new(BATCHES),
+            registry: Arc::default(),
+            dispatched: Arc::default(),
         }
     }
 
     /// The fan-out: the bus's only live waiter for all connections. A publish wakes this one
-    /// task (the broadcast wakes every waiting receiver, under the numbering lock); it gathers
-    /// what arrived into one batch for all connections, at most once per [`fanout_interval`]
-    /// while events keep coming, so a connection does one wake-up and one shared read per batch
-    /// instead of per event. Subscribes to the bus before returning the future (so no batch can
-    /// miss an event published after the hub starts serving); runs until [`Live::close_all`].
+    /// task; it gathers what arrived into one batch, at most once per [`fanout_interval`] while
+    /// events keep coming, and hands the batch to the connections that want some of it (looked
+    /// up by check), waking only those: a connection does one wake-up and one shared read per
+    /// batch it cares about instead of one per event. Subscribes to the bus before returning
+    /// the future (so no batch can miss an event published after the hub starts serving); runs
+    /// until [`Live::close_all`].
     pub(crate) fn fan_out(self, bus: Bus) -> impl Future<Output = ()> + Send + 'static {
         let (mut through, mut events) = bus.subscribe_after();
+        self.dispatched.store(through, Ordering::Release);
         async move {
+            let mut dispatch = 0u64;
             loop {
                 // Cancel safety: `recv` and `cancelled` are cancel-safe.
                 let received = tokio::select! {
                     received = events.recv() => received,
-                    () = self.closing.cancelled() => return,
+                    () = self.closing.cancelled() => break,
                 };
                 let mut batch = Vec::new();
+                let mut lost = 0;
                 let mut received = match received {
                     Ok(event) => Ok(event),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         Err(broadcast::error::TryRecvError::Lagged(n))
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => break,
                 };
                 loop {
                     match received {
@@ -226,39 +375,130 @@ impl Live {
                                     }
                                 }
                                 None => {
-                                    // Connections see the gap and close; clients resume.
+                                    // Connections see the loss and close; clients resume.
                                     tracing::warn!(
                                         through,
                                         "live fan-out fell behind the replay ring"
                                     );
-                                    through = bus.next_seq() - 1;
+                                    let last = bus.next_seq() - 1;
+                                    lost += last.saturating_sub(through);
+                                    through = last;
                                 }
                             }
                         }
                         Err(broadcast::error::TryRecvError::Empty) => break,
-                        Err(broadcast::error::TryRecvError::Closed) => return,
+                        Err(broadcast::error::TryRecvError::Closed) => break,
                     }
                     received = events.try_recv();
                 }
-                if !batch.is_empty() {
-                    let _ = self.batches.send(Arc::new(Batch { events: batch }));
+                let mut woken = 0;
+                if !batch.is_empty() || lost > 0 {
+                    dispatch += 1;
+                    woken = self.dispatch(
+                        Arc::new(Batch {
+                            events: batch,
+                            lost,
+                        }),
+                        dispatch,
+                    );
                 }
-                tokio::time::sleep(fanout_interval(self.connections())).await;
+                self.dispatched.store(through, Ordering::Release);
+                tokio::time::sleep(fanout_interval(woken)).await;
             }
+            self.close_mailboxes();
         }
     }
 
-    /// Where a new connection starts, and its batches. Batches first, then the start: the
-    /// batches joined hold every event after the fan-out's position, which is at or before the
-    /// start's seq, so they cover everything after the start (the connection skips what the
-    /// start already covers) and nothing between the two is lost.
+    /// Hands a batch to every mailbox that wants some of it; returns how many.
+    fn dispatch(&self, batch: Arc<Batch>, dispatch: u64) -> usize {
+        let Ok(registry) = self.registry.lock() else {
+            return 0;
+        };
+        let mut woken = 0;
+        for mailbox in &registry.everything {
+            mailbox.push(&batch);
+            woken += 1;
+        }
+        if registry.by_check.is_empty() {
+            return woken;
+        }
+        let mut deliver = |mailbox: &Arc<Mailbox>| {
+            if mailbox.last_dispatch.swap(dispatch, Ordering::Relaxed) != dispatch {
+                mailbox.push(&batch);
+                woken += 1;
+            }
+        };
+        if batch.lost > 0 {
+            registry.by_check.values().flatten().for_each(&mut deliver);
+        } else {
+            for (_, key) in &batch.events {
+                if let Some(list) = key.and_then(|key| registry.by_check.get(&key)) {
+                    list.iter().for_each(&mut deliver);
+                }
+            }
+        }
+        woken
+    }
+
+    /// Tells every subscription the fan-out has ended.
+    fn close_mailboxes(&self) {
+        if let Ok(registry) = self.registry.lock() {
+            registry
+                .everything
+                .iter()
+                .chain(registry.by_check.values().flatten())
+                .for_each(|mailbox| mailbox.close());
+        }
+    }
+
+    /// Where a new connection starts, and its batches. The subscription first, then the start:
+    /// the batches delivered after it hold every wanted event after the fan-out's position,
+    /// which is at or before the start's seq, so they cover everything after the start (the
+    /// connection skips what the start already covers) and nothing between the two is lost.
     pub(crate) fn join(
         &self,
         bus: &Bus,
         since: Option<u64>,
-    ) -> (Start, broadcast::Receiver<Arc<Batch>>) {
-        let batches = self.batches.subscribe();
-        (bus.start_from(since), batches)
+        filter: &Filter,
+    ) -> (Start, Subscription) {
+        let subscription = self.subscribe(filter);
+        (bus.start_from(since), subscription)
+    }
+
+    fn subscribe(&self, filter: &Filter) -> Subscription {
+        let mut registry = match self.registry.lock() {
+            Ok(registry) => registry,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        registry.next_id += 1;
+        let mut check_keys = filter.check_keys.clone();
+        check_keys.dedup();
+        // A filter naming no check at all wants nothing keyed; it still needs closes and losses,
+        // which only come with batches: it listens to everything (and its filter drops it all).
+        let by_check = filter.checks.is_some() && !check_keys.is_empty();
+        let mailbox = Arc::new(Mailbox {
+            id: registry.next_id,
+            check_keys: if by_check { check_keys } else { Vec::new() },
+            queue: Mutex::default(),
+            notify: tokio::sync::Notify::new(),
+            last_dispatch: AtomicU64::new(0),
+        });
+        if by_check {
+            for key in &mailbox.check_keys {
+                registry
+                    .by_check
+                    .entry(*key)
+                    .or_default()
+                    .push(Arc::clone(&mailbox));
+            }
+        } else {
+            registry.everything.push(Arc::clone(&mailbox));
+        }
+        Subscription {
+            mailbox,
+            registry: Arc::clone(&self.registry),
+            dispatched: Arc::clone(&self.dispatched),
+        }
     }
 
     /// Tells every connection to close with 1001 (the hub is shutting down).
@@ -936,7 +1176,7 @@ async fn prepare(state: &AppState, request: Request) -> Result<Response, ApiErro
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
             let _counted = Counted::new(&live.connections);
-            let (start, batches) = live.join(&bus, since);
+            let (start, batches) = live.join(&bus, since, &filter);
             let connection = Connection {
                 bus,
                 filter: Arc::new(filter),
@@ -1025,7 +1265,7 @@ impl Connection {
         self,
         socket: WebSocket,
         start: Start,
-        batches: broadcast::Receiver<Arc<Batch>>,
+        batches: Subscription,
         closing: CancellationToken,
     ) {
         let (sink, mut stream) = socket.split();
@@ -1143,7 +1383,7 @@ impl Connection {
                         pump.backlog.push_back(Outbound::Ping);
                     }
                 }
-                // Cancel safety: `broadcast::Receiver::recv` is cancel-safe.
+                // Cancel safety: `Subscription::recv` is cancel-safe.
                 batch = recv_batch(&mut live), if pump.pending.is_none() => match batch {
                     Ok(batch) => pump.pending = Some((batch, 0)),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -1159,6 +1399,11 @@ impl Connection {
                 () = std::future::ready(()), if live.is_some() && pump.pending.is_some() => {
                     if let Some((code, reason)) = self.take(&mut pump) {
                         deadline = Some(self.start_close(&mut pump, &mut live, code, reason));
+                    } else if pump.pending.is_none()
+                        && let Some(settled) = live.as_ref().and_then(Subscription::settled_through)
+                    {
+                        // Batches without any wanted event never come here: move past them.
+                        pump.through = pump.through.max(settled);
                     }
                 }
             }
@@ -1173,6 +1418,17 @@ impl Connection {
     /// connection cannot keep up.
     fn take(&self, pump: &mut Pump) -> Option<(u16, String)> {
         let (batch, mut index) = pump.pending.take()?;
+        if batch.lost > 0 && index == 0 {
+            // Only when the fan-out itself fell behind the replay ring.
+            tracing::info!(peer = ?self.peer, since = pump.through, "live events lost to this client; closing");
+            return Some((
+                CLOSE_TOO_SLOW,
+                format!(
+                    "the hub fell behind: {} events lost; reconnect with since={}",
+                    batch.lost, pump.through
+                ),
+            ));
+        }
         // At most a hand-off's worth of wanted events per call (so the writer runs in between),
         // and a bounded number in all (so a connection with a narrow filter yields now and then).
         let mut wanted_budget = HANDOFF;
@@ -1186,18 +1442,6 @@ impl Connection {
             budget -= 1;
             if event.seq <= pump.through {
                 continue;
-            }
-            if event.seq != pump.through + 1 {
-                // Only when the fan-out itself fell behind the replay ring.
-                tracing::info!(peer = ?self.peer, since = pump.through, "live events lost to this client; closing");
-                return Some((
-                    CLOSE_TOO_SLOW,
-                    format!(
-                        "the hub fell behind: {} events lost; reconnect with since={}",
-                        event.seq - pump.through - 1,
-                        pump.through
-                    ),
-                ));
             }
             if self.filter.wants_keyed(event, *key) {
                 if pump.live_waiting >= self.options.buffer {
@@ -1233,7 +1477,7 @@ impl Connection {
     fn start_close(
         &self,
         pump: &mut Pump,
-        live: &mut Option<broadcast::Receiver<Arc<Batch>>>,
+        live: &mut Option<Subscription>,
         code: u16,
         reason: String,
     ) -> Instant {
@@ -1260,12 +1504,12 @@ impl Pump {
 /// The next batch, or never when the subscription has been dropped.
 ///
 /// # Cancel safety
-/// Cancel-safe: `broadcast::Receiver::recv` is.
+/// Cancel-safe: [`Subscription::recv`] is.
 async fn recv_batch(
-    live: &mut Option<broadcast::Receiver<Arc<Batch>>>,
+    live: &mut Option<Subscription>,
 ) -> Result<Arc<Batch>, broadcast::error::RecvError> {
     match live {
-        Some(receiver) => receiver.recv().await,
+        Some(subscription) => subscription.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -125,6 +125,7 @@ struct Inner {
     api_duration: Family<ApiLabels, Histogram>,
     pings: Family<PingLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
+    live_connections: Gauge,
     checks: Arc<Mutex<CheckTable>>,
     last_unknown_reload: Mutex<Option<Instant>>,
 }
@@ -198,6 +199,12 @@ impl Metrics {
             "Runs in the durable queue, by state (queued, leased); read at scrape time",
             queue_depth.clone(),
         );
+        let live_connections = Gauge::default();
+        registry.register(
+            "warden_live_connections",
+            "Open live-event WebSocket connections (/api/v1/events); read at scrape time",
+            live_connections.clone(),
+        );
         registry.register_collector(Box::new(HubCollector {
             bus,
             store,
@@ -223,6 +230,7 @@ impl Metrics {
                 api_duration,
                 pings,
                 queue_depth,
+                live_connections,
                 checks,
                 last_unknown_reload: Mutex::new(None),
             }),
@@ -459,6 +467,11 @@ pub(crate) async fn metrics(
         caller?.require(Role::Viewer)?;
     }
     state.metrics.refresh_queue_depth(&state.store).await;
+    state
+        .metrics
+        .inner
+        .live_connections
+        .set(i64::try_from(state.live.connections()).unwrap_or(i64::MAX));
     let body = state.metrics.render().map_err(|_| {
         tracing::error!("cannot encode the metrics");
         ApiError::new(ErrorCode::Internal, "cannot encode the metrics")

@@ -47,6 +47,7 @@ pub(crate) const QUERY_TOKEN: &str = "query_token";
         (name = "queue", description = "The worker protocol: enqueue, lease, heartbeat, complete, fail"),
         (name = "series", description = "Time series recorded from perfdata"),
         (name = "tokens", description = "API tokens (admin)"),
+        (name = "users", description = "Users who sign in to the web UI, and web UI sessions"),
         (name = "alerting", description = "Incidents, silences, notifiers and the alerter's counters"),
         (name = "heartbeats", description = "Pings from jobs watched by heartbeat checks (healthchecks.io-compatible)"),
         (name = "live", description = "Live events over WebSocket"),

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use warden_store::Store;
 use warden_store::samples::{self, Sample};
 
-use crate::bus::{Event, EventKind};
+use crate::bus::{Event, EventKind, SamplePoint};
 
 /// How the recorder batches.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +44,7 @@ pub(crate) async fn run_observed(
     flushed: watch::Sender<u64>,
     metrics: Option<crate::metrics::Metrics>,
 ) {
-    let series_ids: Arc<std::sync::Mutex<HashMap<(String, String), i64>>> = Arc::default();
+    let series_ids = SeriesIds::default();
     let mut batch: Vec<Arc<Event>> = Vec::with_capacity(options.max_events);
     loop {
         let Some(first) = events.recv().await else {
@@ -71,16 +71,60 @@ pub(crate) async fn run_observed(
     }
 }
 
+/// Series ids by (name, labels), so samples of known series need no look-up. Cleared when a
+/// write fails (series created in it were rolled back with it).
+pub(crate) type SeriesIds = Arc<std::sync::Mutex<HashMap<String, HashMap<String, i64>>>>;
+
+/// Writes a finished run's effects besides the run row: its check's latest status, and its
+/// samples (appended to `points`, for one insert at the end of the write).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store_result(
+    conn: &warden_store::Connection,
+    cache: &SeriesIds,
+    check_id: Option<i64>,
+    run_id: i64,
+    status: &str,
+    summary: &str,
+    finished_at: i64,
+    produced: &[SamplePoint],
+    points: &mut Vec<Sample>,
+) -> Result<(), warden_store::StoreError> {
+    if let Some(check_id) = check_id {
+        warden_store::checks::record_status(conn, check_id, run_id, status, summary, finished_at)?;
+    }
+    for point in produced {
+        let cached = cache.lock().ok().and_then(|ids| {
+            ids.get(point.series.as_str())
+                .and_then(|by_labels| by_labels.get(point.labels.as_str()))
+                .copied()
+        });
+        let series_id = match cached {
+            Some(id) => id,
+            None => {
+                let id = samples::resolve_series(conn, &point.series, &point.labels)?;
+                if let Ok(mut ids) = cache.lock() {
+                    ids.entry(point.series.clone())
+                        .or_default()
+                        .insert(point.labels.clone(), id);
+                }
+                id
+            }
+        };
+        points.push(Sample {
+            series_id,
+            ts: point.ts,
+            value: point.value,
+        });
+    }
+    Ok(())
+}
+
 /// Writes one batch; false when it could not be stored (logged).
-async fn flush(
-    store: &Store,
-    batch: Vec<Arc<Event>>,
-    series_ids: Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
-) -> bool {
+async fn flush(store: &Store, batch: Vec<Arc<Event>>, series_ids: SeriesIds) -> bool {
     let count = batch.len();
     let stores_something = batch.iter().any(|event| match &event.kind {
         EventKind::OutputLine { record, .. } => *record,
-        EventKind::RunFinished { .. } => true,
+        EventKind::RunFinished { stored, .. } => !*stored,
         EventKind::RunQueued { .. }
         | EventKind::RunStarted { .. }
         | EventKind::RunCancelled { .. } => false,
@@ -108,25 +152,9 @@ async fn flush(
                             lines.execute(warden_store::params![run_id, *line_no as i64, at, stream.as_str(), line])?;
                         }
                     }
-                    EventKind::RunFinished { run_id, check_id, status, summary, finished_at, samples: produced, .. } => {
-                        if let Some(check_id) = check_id {
-                            warden_store::checks::record_status(conn, *check_id, *run_id, status.as_str(), summary, *finished_at)?;
-                        }
-                        for point in produced {
-                            let key = (point.series.clone(), point.labels.clone());
-                            let cached = cache.lock().ok().and_then(|ids| ids.get(&key).copied());
-                            let series_id = match cached {
-                                Some(id) => id,
-                                None => {
-                                    let id = samples::resolve_series(conn, &point.series, &point.labels)?;
-                                    if let Ok(mut ids) = cache.lock() {
-                                        ids.insert(key, id);
-                                    }
-                                    id
-                                }
-                            };
-                            points.push(Sample { series_id, ts: point.ts, value: point.value });
-                        }
+                    EventKind::RunFinished { stored: true, .. } => {}
+                    EventKind::RunFinished { run_id, check_id, status, summary, finished_at, samples: produced, stored: false, .. } => {
+                        store_result(conn, &cache, *check_id, *run_id, status.as_str(), summary, *finished_at, produced, &mut points)?;
                     }
                     EventKind::RunQueued { .. }
                     | EventKind::RunStarted { .. }

@@ -6,11 +6,13 @@ pub(crate) mod session;
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use crate::AppState;
 use crate::auth::Role;
@@ -23,6 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(overview_page))
         .route("/checks/{name}", get(check_page))
         .route("/runs/{id}", get(run_page))
+        .route("/incidents", get(incidents_page))
         .route("/ui/sign-in", get(sign_in_page).post(sign_in))
         .route("/ui/sign-out", post(sign_out))
         .route("/ui/session", get(session_info))
@@ -56,6 +59,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("ui/assets/run.js"),
     ),
+    (
+        "incidents.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/assets/incidents.js"),
+    ),
 ];
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -70,6 +78,29 @@ async fn asset(Path(file): Path<String>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
+}
+
+/// gzip for what the browser loads: pages, assets and the API's JSON (the overview's list of
+/// 5,000 checks is ~1.5 MB of JSON, under 150 kB gzipped). Only those content types: never the
+/// WebSocket upgrade (no content type), ping answers or `/metrics`.
+pub(crate) fn compression() -> CompressionLayer<impl Predicate> {
+    fn compressible(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) -> bool {
+        headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|content_type| {
+                [
+                    "application/json",
+                    "text/html",
+                    "text/css",
+                    "text/javascript",
+                ]
+                .iter()
+                .any(|prefix| content_type.starts_with(prefix))
+            })
+    }
+    let compressible: fn(StatusCode, Version, &HeaderMap, &Extensions) -> bool = compressible;
+    CompressionLayer::new().compress_when(DefaultPredicate::new().and(compressible))
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -100,7 +131,21 @@ struct Shell<'a> {
     body: &'a str,
 }
 
+/// What the header's navigation shows beyond the shell: the page it is on and the count of open
+/// incidents (kept live by `common.js`).
+#[derive(Default)]
+struct Nav {
+    /// `overview` or `incidents`: that link is marked as the current page.
+    current: &'static str,
+    /// Incidents not resolved yet; `None` when it could not be read (the script fills it in).
+    open_incidents: Option<i64>,
+}
+
 fn html(status: StatusCode, shell: &Shell<'_>) -> Response {
+    page(status, shell, &Nav::default())
+}
+
+fn page(status: StatusCode, shell: &Shell<'_>, nav: &Nav) -> Response {
     let mut head = String::new();
     if let Some(csrf) = shell.csrf {
         head.push_str(&format!(
@@ -119,13 +164,36 @@ fn html(status: StatusCode, shell: &Shell<'_>) -> Response {
         .map(|(key, value)| format!(" data-{key}=\"{}\"", escape(value)))
         .collect();
     let nav = match shell.csrf {
-        Some(csrf) => format!(
-            "<nav><a href=\"/\">Overview</a></nav>\
-             <form method=\"post\" action=\"/ui/sign-out\" class=\"sign-out\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button type=\"submit\" id=\"sign-out\">Sign out</button></form>",
-            escape(csrf)
-        ),
+        Some(csrf) => {
+            let current = |name: &str| {
+                if nav.current == name {
+                    " aria-current=\"page\""
+                } else {
+                    ""
+                }
+            };
+            let (count, count_class) = match nav.open_incidents {
+                Some(count) => (
+                    count.to_string(),
+                    if count > 0 { " count-open" } else { "" },
+                ),
+                None => (String::new(), ""),
+            };
+            format!(
+                "<nav><a href=\"/\"{overview}>Overview</a>\
+                 <a href=\"/incidents\" id=\"nav-incidents\"{incidents}>Incidents \
+                 <span id=\"nav-open-incidents\" class=\"count{count_class}\" \
+                 title=\"open incidents\">{count}</span></a></nav>\
+                 <button type=\"button\" id=\"notify-toggle\" class=\"notify\" \
+                 aria-pressed=\"false\" hidden>Notify me</button>\
+                 <form method=\"post\" action=\"/ui/sign-out\" class=\"sign-out\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <button type=\"submit\" id=\"sign-out\">Sign out</button></form>",
+                overview = current("overview"),
+                incidents = current("incidents"),
+                csrf = escape(csrf),
+            )
+        }
         None => String::new(),
     };
     let page = format!(
@@ -150,6 +218,26 @@ fn html(status: StatusCode, shell: &Shell<'_>) -> Response {
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response
+}
+
+/// Incidents not resolved yet, for the header; `None` (and a log line) when the store fails:
+/// the page still renders and its script fills the count in.
+async fn open_incidents(state: &AppState) -> Option<i64> {
+    let counted = state
+        .store
+        .read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT count(*) FROM incidents WHERE resolved_at IS NULL")?
+                .query_row([], |row| row.get::<_, i64>(0))?)
+        })
+        .await;
+    match counted {
+        Ok(count) => Some(count),
+        Err(error) => {
+            tracing::warn!(%error, "cannot count open incidents for the page header");
+            None
+        }
+    }
 }
 
 fn redirect(to: &str) -> Response {
@@ -249,12 +337,18 @@ async fn overview_page(
          <button type=\"submit\">Filter</button></form>\
          <table id=\"checks\" class=\"checks\"><thead><tr><th>Status</th><th>Check</th>\
          <th>Kind</th><th>Summary</th><th>Last run</th></tr></thead><tbody></tbody></table>\
-         <p id=\"empty\" hidden>No checks match.</p>",
+         <p id=\"empty\" hidden>No checks match.</p>\
+         <p id=\"more\" class=\"more\" hidden><span id=\"shown-count\"></span> \
+         <button type=\"button\" id=\"show-more\">Show more</button></p>",
         name = value(&query.name),
         kind = value(&query.kind),
         label = value(&query.label),
     );
-    html(
+    let nav = Nav {
+        current: "overview",
+        open_incidents: open_incidents(&state).await,
+    };
+    page(
         StatusCode::OK,
         &Shell {
             title: "Overview",
@@ -263,6 +357,7 @@ async fn overview_page(
             csrf: Some(&session.csrf),
             body: &body,
         },
+        &nav,
     )
 }
 
@@ -292,7 +387,14 @@ async fn check_page(
          <dt>Links</dt><dd id=\"check-links\"></dd>\
          <dt>Uptime (24 h)</dt><dd id=\"check-uptime\">…</dd></dl>\
          <section id=\"heartbeat\" hidden><h2>Heartbeat</h2>\
-         <p>Ping URL: <code id=\"ping-url\"></code></p><p id=\"heartbeat-state\"></p></section>\
+         <p id=\"heartbeat-state\"></p>\
+         <div id=\"ping-urls\" hidden><p>Ping URL: <code id=\"ping-url\"></code></p>\
+         <ul id=\"ping-variants\" class=\"ping-variants\"></ul></div>\
+         <p id=\"ping-url-hidden\" class=\"hint\" hidden>The ping URL is shown to operators and \
+         admins.</p>\
+         <h3>Last pings</h3><table id=\"pings\" class=\"runs\"><thead><tr><th>Run</th>\
+         <th>Kind</th><th>Status</th><th>Received</th><th>Body</th></tr></thead><tbody></tbody>\
+         </table><p id=\"pings-empty\" class=\"summary\" hidden>No pings yet.</p></section>\
          <p class=\"actions\">{run_button}<span id=\"run-state\" class=\"run-state\"></span></p>\
          <section><h2>Response time</h2><div class=\"ranges\" id=\"ranges\">\
          <button type=\"button\" data-range=\"1h\" class=\"active\">1 h</button>\
@@ -300,12 +402,16 @@ async fn check_page(
          <button type=\"button\" data-range=\"7d\">7 d</button>\
          <button type=\"button\" data-range=\"30d\">30 d</button></div>\
          <div id=\"chart\" class=\"chart\"></div></section>\
-         <section><h2>Recent runs</h2><table id=\"runs\" class=\"runs\"><thead><tr>\
+         <section id=\"recent-runs\"><h2>Recent runs</h2><table id=\"runs\" class=\"runs\"><thead><tr>\
          <th>Run</th><th>Status</th><th>Summary</th><th>Finished</th><th>Duration</th></tr>\
          </thead><tbody></tbody></table></section>",
         name = escape(&name),
     );
-    html(
+    let nav = Nav {
+        current: "",
+        open_incidents: open_incidents(&state).await,
+    };
+    page(
         StatusCode::OK,
         &Shell {
             title: &name,
@@ -314,6 +420,7 @@ async fn check_page(
             csrf: Some(&session.csrf),
             body: &body,
         },
+        &nav,
     )
 }
 
@@ -337,7 +444,11 @@ async fn run_page(
          <p>Check: <a id=\"run-check\" href=\"/\"></a> · state <span id=\"run-state\"></span></p>\
          <pre id=\"output\" class=\"output\"></pre>"
     );
-    html(
+    let nav = Nav {
+        current: "",
+        open_incidents: open_incidents(&state).await,
+    };
+    page(
         StatusCode::OK,
         &Shell {
             title: &title,
@@ -346,6 +457,45 @@ async fn run_page(
             csrf: Some(&session.csrf),
             body: &body,
         },
+        &nav,
+    )
+}
+
+/// `/incidents`: open incidents first, then past ones a page at a time, each with its timeline;
+/// operators and admins can acknowledge an open one with a note.
+async fn incidents_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match page_session(&state, &headers, "/incidents").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let can_ack = if session.caller.role.allows(Role::Operator) {
+        "true"
+    } else {
+        "false"
+    };
+    let body = "<h1>Incidents</h1>\
+         <section class=\"incident-list\"><h2>Open <span id=\"open-count\" class=\"count\"></span></h2>\
+         <div id=\"open-incidents\" class=\"incidents\" aria-live=\"polite\"></div>\
+         <p id=\"no-open\" class=\"summary\" hidden>No open incidents.</p></section>\
+         <section class=\"incident-list\"><h2>Past</h2>\
+         <div id=\"past-incidents\" class=\"incidents\"></div>\
+         <p id=\"no-past\" class=\"summary\" hidden>No past incidents.</p>\
+         <p class=\"more\"><button type=\"button\" id=\"more-incidents\" hidden>Older incidents</button>\
+         </p></section>";
+    let nav = Nav {
+        current: "incidents",
+        open_incidents: open_incidents(&state).await,
+    };
+    page(
+        StatusCode::OK,
+        &Shell {
+            title: "Incidents",
+            script: Some("incidents.js"),
+            data: &[("page", "incidents"), ("can-ack", can_ack)],
+            csrf: Some(&session.csrf),
+            body,
+        },
+        &nav,
     )
 }
 
@@ -368,11 +518,19 @@ fn sign_in_form(status: StatusCode, next: &str, error: Option<&str>) -> Response
         "<h1>Sign in</h1>{error}\
          <form method=\"post\" action=\"/ui/sign-in\" class=\"sign-in\">\
          <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <label for=\"username\">User name</label>\
+         <input type=\"text\" name=\"username\" id=\"username\" autocomplete=\"username\" \
+          autocapitalize=\"none\" spellcheck=\"false\" autofocus>\
+         <label for=\"password\">Password</label>\
+         <input type=\"password\" name=\"password\" id=\"password\" \
+          autocomplete=\"current-password\">\
+         <p class=\"hint\">or</p>\
          <label for=\"token\">API token</label>\
-         <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\" \
-          placeholder=\"wdn_…\" required autofocus>\
+         <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" \
+          placeholder=\"wdn_…\">\
          <button type=\"submit\" id=\"sign-in\">Sign in</button></form>\
-         <p class=\"hint\">Use the admin token <code>warden up</code> printed, or one made with \
+         <p class=\"hint\">Sign in as a user made with <code>warden users add</code>, or with the \
+         admin token <code>warden up</code> printed, or one made with \
          <code>warden tokens create</code>.</p>",
         next = escape(next),
     );
@@ -402,9 +560,15 @@ async fn sign_in_page(
     sign_in_form(StatusCode::OK, next, None)
 }
 
+/// The sign-in form: a token, or a user name and password.
 #[derive(Deserialize)]
 struct SignInForm {
-    token: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     next: Option<String>,
 }
@@ -423,25 +587,76 @@ async fn sign_in(
             Some("cross-site sign-in refused"),
         );
     }
-    let caller = match crate::auth::caller_for_token(&state, form.token.trim()).await {
-        Ok(caller) => caller,
-        Err(error) if error.code == ErrorCode::Unauthorized => {
+    let given = |field: &Option<String>| {
+        field
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    let token = given(&form.token);
+    let username = given(&form.username);
+    // The password is taken as typed: spaces may be part of it.
+    let password = form.password.filter(|password| !password.is_empty());
+    let created = match (token, username, password) {
+        (Some(_), Some(_), _) | (Some(_), None, Some(_)) => {
             return sign_in_form(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::BAD_REQUEST,
                 next,
-                Some("invalid, expired or revoked token"),
+                Some("give either a token or a user name and password, not both"),
             );
         }
-        Err(error) => return error.into_response(),
+        (Some(token), None, None) => {
+            let caller = match crate::auth::caller_for_token(&state, &token).await {
+                Ok(caller) => caller,
+                Err(error) if error.code == ErrorCode::Unauthorized => {
+                    return sign_in_form(
+                        StatusCode::UNAUTHORIZED,
+                        next,
+                        Some("invalid, expired or revoked token"),
+                    );
+                }
+                Err(error) => return error.into_response(),
+            };
+            if !caller.role.allows(Role::Viewer) {
+                return sign_in_form(
+                    StatusCode::FORBIDDEN,
+                    next,
+                    Some("this token's role cannot sign in (it needs viewer, operator or admin)"),
+                );
+            }
+            session::create(&state, &caller).await
+        }
+        (None, Some(username), Some(password)) => {
+            // An unknown user and a wrong password get the same answer after the same work.
+            match crate::users::sign_in(&state, &username, &password).await {
+                Ok(Some((user, role))) => session::create_for_user(&state, user.id, role).await,
+                Ok(None) => {
+                    return sign_in_form(
+                        StatusCode::UNAUTHORIZED,
+                        next,
+                        Some("wrong user name or password"),
+                    );
+                }
+                Err(error) => return error.into_response(),
+            }
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return sign_in_form(
+                StatusCode::BAD_REQUEST,
+                next,
+                Some("give both a user name and a password"),
+            );
+        }
+        (None, None, None) => {
+            return sign_in_form(
+                StatusCode::BAD_REQUEST,
+                next,
+                Some("give a token, or a user name and password"),
+            );
+        }
     };
-    if !caller.role.allows(Role::Viewer) {
-        return sign_in_form(
-            StatusCode::FORBIDDEN,
-            next,
-            Some("this token's role cannot sign in (it needs viewer, operator or admin)"),
-        );
-    }
-    let (_, secret) = match session::create(&state, &caller).await {
+    let (_, secret) = match created {
         Ok(created) => created,
         Err(error) => return error.into_response(),
     };

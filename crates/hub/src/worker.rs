@@ -95,6 +95,63 @@ pub struct WorkerPool {
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
     processes: Arc<Semaphore>,
+    /// Free run slots.
+    slots: Arc<Semaphore>,
+    /// Leases taken for the pool by someone else's write (the scheduler's enqueue).
+    handed: mpsc::UnboundedReceiver<Vec<Lease>>,
+    hand: mpsc::UnboundedSender<Vec<Lease>>,
+}
+
+/// Lets the scheduler lease for the local pool in the same write that enqueues due slots, and
+/// hand the leases straight over: one write and no wake-up instead of two writes and a wake-up.
+/// The runs are in the queue, leased and fenced as if the pool had leased them itself.
+#[derive(Clone)]
+pub(crate) struct Handoff {
+    hand: mpsc::UnboundedSender<Vec<Lease>>,
+    slots: Arc<Semaphore>,
+    owner: Arc<str>,
+    lease_ms: i64,
+}
+
+impl Handoff {
+    /// Leases what the pool has room for (inside the caller's write).
+    pub(crate) fn lease(
+        &self,
+        conn: &warden_store::Connection,
+        now: i64,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        queue::lease_kinds(
+            conn,
+            &self.owner,
+            LOCAL_KINDS,
+            free,
+            self.lease_ms,
+            now + crate::scheduler::EARLY_MS,
+        )
+    }
+
+    /// Gives the pool leases taken for it; false when the pool has stopped (the leases then
+    /// expire and go back to the queue).
+    pub(crate) fn give(&self, leases: Vec<Lease>) -> bool {
+        leases.is_empty() || self.hand.send(leases).is_ok()
+    }
+}
+
+/// A finished attempt on its way to the store.
+struct Finished {
+    run_id: i64,
+    fence: i64,
+    check_id: Option<i64>,
+    check: Option<String>,
+    completion: Completion,
+    outcome: Judged,
+    duration_ms: i64,
+    finished_at: i64,
+    samples: Vec<SamplePoint>,
 }
 
 impl WorkerPool {
@@ -109,6 +166,7 @@ impl WorkerPool {
         options: WorkerOptions,
         runs: RunsInFlight,
     ) -> WorkerPool {
+        let (hand, handed) = mpsc::unbounded_channel();
         WorkerPool {
             store,
             bus,
@@ -116,14 +174,27 @@ impl WorkerPool {
             in_flight: runs.0,
             hosts: Arc::default(),
             processes: Arc::new(Semaphore::new(options.process_concurrency.max(1))),
+            slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
+            handed,
+            hand,
             options,
+        }
+    }
+
+    /// A handle for leasing on the pool's behalf (see [`Handoff`]).
+    pub(crate) fn handoff(&self) -> Handoff {
+        Handoff {
+            hand: self.hand.clone(),
+            slots: Arc::clone(&self.slots),
+            owner: Arc::from(self.options.owner.as_str()),
+            lease_ms: i64::try_from(self.options.lease.as_millis()).unwrap_or(30_000),
         }
     }
 
     /// Leases and runs work until `stop` fires; then stops leasing and waits for in-flight runs
     /// (a run still going when `abort` fires is killed; its lease expires and it is retried).
-    pub async fn run(self, stop: CancellationToken, abort: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+    pub async fn run(mut self, stop: CancellationToken, abort: CancellationToken) {
+        let slots = Arc::clone(&self.slots);
         let runs = TaskTracker::new();
         let heartbeats = tokio::spawn(heartbeat_loop(
             self.store.clone(),
@@ -131,11 +202,27 @@ impl WorkerPool {
             self.options.lease,
             stop.clone(),
         ));
+        let (completions, finished) = mpsc::channel(COMPLETIONS);
+        let completer = tokio::spawn(complete_loop(
+            self.store.clone(),
+            self.bus.clone(),
+            finished,
+        ));
         let owner: Arc<str> = Arc::from(self.options.owner.as_str());
+        let mut handed = std::mem::replace(&mut self.handed, mpsc::unbounded_channel().1);
         loop {
-            // Wait for a free slot before leasing.
+            // Leases handed over by the scheduler first; then wait for a free slot (or more
+            // handed leases) before leasing.
+            while let Ok(leases) = handed.try_recv() {
+                self.start(leases, None, &slots, &runs, &abort, &completions)
+                    .await;
+            }
             let first = tokio::select! {
                 () = stop.cancelled() => break,
+                Some(leases) = handed.recv() => {
+                    self.start(leases, None, &slots, &runs, &abort, &completions).await;
+                    continue;
+                }
                 permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
             let free = slots.available_permits() + 1;
@@ -166,47 +253,149 @@ impl WorkerPool {
                 drop(first);
                 tokio::select! {
                     () = stop.cancelled() => break,
+                    Some(leases) = handed.recv() => {
+                        self.start(leases, None, &slots, &runs, &abort, &completions).await;
+                    }
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.options.idle_poll) => {}
                 }
                 continue;
             }
-            let mut permits = vec![first];
-            for lease in leases {
-                let permit = match permits.pop() {
-                    Some(permit) => permit,
-                    None => match Arc::clone(&slots).acquire_owned().await {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                };
-                let cancel = abort.child_token();
-                if let Ok(mut map) = self.in_flight.lock() {
-                    map.insert(
-                        lease.run_id,
-                        InFlight {
-                            fence: lease.fence,
-                            cancel: cancel.clone(),
-                        },
-                    );
-                }
-                let job = RunJob {
-                    store: self.store.clone(),
-                    bus: self.bus.clone(),
-                    options: self.options.clone(),
-                    in_flight: Arc::clone(&self.in_flight),
-                    hosts: Arc::clone(&self.hosts),
-                    processes: Arc::clone(&self.processes),
-                };
-                runs.spawn(async move {
-                    job.execute(lease, cancel).await;
-                    drop(permit);
-                });
-            }
+            self.start(leases, Some(first), &slots, &runs, &abort, &completions)
+                .await;
         }
+        // Leases handed over but not started expire and go back to the queue.
+        handed.close();
         runs.close();
         runs.wait().await;
+        drop(completions);
+        let _ = completer.await;
         heartbeats.abort();
+    }
+
+    /// Starts a task per lease, each holding a run slot (`first` is one already held).
+    async fn start(
+        &self,
+        leases: Vec<Lease>,
+        first: Option<tokio::sync::OwnedSemaphorePermit>,
+        slots: &Arc<Semaphore>,
+        runs: &TaskTracker,
+        abort: &CancellationToken,
+        completions: &mpsc::Sender<Finished>,
+    ) {
+        let mut permits: Vec<_> = first.into_iter().collect();
+        for lease in leases {
+            let permit = match permits.pop() {
+                Some(permit) => permit,
+                None => match Arc::clone(slots).acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let cancel = abort.child_token();
+            if let Ok(mut map) = self.in_flight.lock() {
+                map.insert(
+                    lease.run_id,
+                    InFlight {
+                        fence: lease.fence,
+                        cancel: cancel.clone(),
+                    },
+                );
+            }
+            let job = RunJob {
+                bus: self.bus.clone(),
+                options: self.options.clone(),
+                in_flight: Arc::clone(&self.in_flight),
+                hosts: Arc::clone(&self.hosts),
+                processes: Arc::clone(&self.processes),
+                completions: completions.clone(),
+            };
+            runs.spawn(async move {
+                job.execute(lease, cancel).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Finished attempts waiting for the completer; a full channel makes runs wait to report.
+const COMPLETIONS: usize = 4_096;
+/// Most attempts completed in one write.
+const COMPLETE_BATCH: usize = 512;
+
+/// Writes finished attempts, everything waiting in one write: each result through the queue's
+/// fencing, and with it the check's latest status and the run's samples; then announces them
+/// (`RunFinished`, already stored). An attempt whose fence no longer holds is not announced.
+async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Finished>) {
+    let series_ids = crate::recorder::SeriesIds::default();
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while finished.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        let taken = std::mem::take(&mut batch);
+        let cache = Arc::clone(&series_ids);
+        let written = store
+            .write(move |conn| {
+                let mut points = Vec::new();
+                let mut accepted = Vec::with_capacity(taken.len());
+                for item in taken {
+                    // A refused result is this attempt's alone: the others still go in.
+                    match queue::complete(
+                        conn,
+                        item.run_id,
+                        item.fence,
+                        &item.completion,
+                        item.finished_at,
+                    ) {
+                        Ok(()) => {}
+                        Err(error @ (StoreError::StaleLease { .. } | StoreError::WrongState { .. } | StoreError::RunNotFound(_))) => {
+                            tracing::warn!(run_id = item.run_id, %error, "result refused; another attempt owns this run");
+                            continue;
+                        }
+                        Err(error) => return Err(error),
+                    }
+                    crate::recorder::store_result(
+                        conn,
+                        &cache,
+                        item.check_id,
+                        item.run_id,
+                        item.outcome.status.as_str(),
+                        &item.outcome.summary,
+                        item.finished_at,
+                        &item.samples,
+                        &mut points,
+                    )?;
+                    accepted.push(item);
+                }
+                warden_store::samples::insert(conn, &points)?;
+                Ok(accepted)
+            })
+            .await;
+        let accepted = match written {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // The runs stay leased; their leases expire and they are retried.
+                tracing::error!(%error, "cannot record finished runs");
+                if let Ok(mut ids) = series_ids.lock() {
+                    ids.clear();
+                }
+                continue;
+            }
+        };
+        for item in accepted {
+            bus.publish(EventKind::RunFinished {
+                run_id: item.run_id,
+                check_id: item.check_id,
+                check: item.check,
+                status: item.outcome.status,
+                summary: item.outcome.summary,
+                exit_code: item.outcome.exit_code,
+                duration_ms: item.duration_ms,
+                finished_at: item.finished_at,
+                samples: item.samples,
+                reason: item.outcome.reason,
+                stored: true,
+            })
+            .await;
+        }
     }
 }
 
@@ -260,12 +449,12 @@ async fn heartbeat_loop(
 }
 
 struct RunJob {
-    store: Store,
     bus: Bus,
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
     processes: Arc<Semaphore>,
+    completions: mpsc::Sender<Finished>,
 }
 
 /// A finished run's result in one shape for every kind.
@@ -372,29 +561,23 @@ impl RunJob {
             summary: Some(outcome.summary.clone()),
             result: Some(result.to_string()),
         };
-        let fence = lease.fence;
-        let completed = self
-            .store
-            .write(move |conn| queue::complete(conn, run_id, fence, &completion, finished_at))
-            .await;
-        if let Err(error) = completed {
-            tracing::warn!(run_id, %error, "result refused; another attempt owns this run");
-            return;
-        }
-        self.bus
-            .publish(EventKind::RunFinished {
+        let finished = Finished {
+            run_id,
+            fence: lease.fence,
+            check_id: lease.check_id,
+            check: check_name,
+            completion,
+            outcome,
+            duration_ms,
+            finished_at,
+            samples,
+        };
+        if self.completions.send(finished).await.is_err() {
+            tracing::warn!(
                 run_id,
-                check_id: lease.check_id,
-                check: check_name,
-                status: outcome.status,
-                summary: outcome.summary,
-                exit_code: outcome.exit_code,
-                duration_ms,
-                finished_at,
-                samples,
-                reason: outcome.reason,
-            })
-            .await;
+                "the pool stopped before this result could be recorded"
+            );
+        }
     }
 
     async fn run_check(

@@ -278,7 +278,7 @@ pub fn list_incidents(
 ) -> Result<Vec<IncidentRow>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents
-         WHERE (?1 = 0 OR resolved_at IS NULL) AND id < ?2 ORDER BY id DESC LIMIT ?3"
+         WHERE (?1 = 0 OR resolved_at IS NULL) AND id < ?2 ORDER BY id DESC LIMIT ?3 + 0"
     ))?;
     let rows = statement.query_map(
         params![
@@ -385,7 +385,7 @@ pub fn due_deliveries(
 ) -> Result<Vec<DeliveryRow>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_at <= ?1
-         ORDER BY next_at, id LIMIT ?2"
+         ORDER BY next_at, id LIMIT ?2 + 0"
     ))?;
     let rows = statement.query_map(
         params![now, i64::try_from(limit).unwrap_or(i64::MAX)],

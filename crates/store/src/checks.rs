@@ -131,7 +131,7 @@ pub fn list_status(conn: &Connection, listing: &CheckListing) -> Result<Vec<Chec
            AND (?2 IS NULL OR (?2 = 'pending' AND status IS NULL) OR status = ?2)
            AND (?3 IS NULL OR kind = ?3)
            AND (?4 IS NULL OR instr(name, ?4) > 0)
-         ORDER BY name LIMIT ?5",
+         ORDER BY name LIMIT ?5 + 0",
     )?;
     let rows = statement.query_map(
         params![

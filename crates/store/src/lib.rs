@@ -12,6 +12,7 @@ pub mod queue;
 pub mod samples;
 pub mod sessions;
 pub mod tokens;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

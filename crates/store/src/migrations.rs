@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_alerting.sql"),
     include_str!("../migrations/0004_rollups.sql"),
     include_str!("../migrations/0005_sessions.sql"),
+    include_str!("../migrations/0006_users.sql"),
 ];
 
 /// The schema version this build writes.

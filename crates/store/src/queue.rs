@@ -217,6 +217,27 @@ pub fn lease(
     lease_kinds(conn, owner, &[], limit, lease_ms, now)
 }
 
+macro_rules! lease_sql {
+    ($kinds:literal) => {
+        concat!(
+            "UPDATE runs SET state = 'leased', lease_owner = ?1, lease_until = ?2, fence = fence + 1,
+                 attempts = attempts + 1, started_at = ?3
+             WHERE id IN (SELECT id FROM runs AS r WHERE state = 'queued' AND run_at <= ?3 AND ",
+            $kinds,
+            "
+                            AND (concurrency_key IS NULL OR (
+                                NOT EXISTS (SELECT 1 FROM runs AS l WHERE l.state = 'leased' AND l.concurrency_key = r.concurrency_key)
+                                AND id = (SELECT min(q.id) FROM runs AS q WHERE q.state = 'queued' AND q.concurrency_key = r.concurrency_key)))
+                          ORDER BY priority DESC, run_at, id LIMIT ?4 + 0)
+             RETURNING id, fence, attempts, max_attempts, check_id, kind, payload, priority, run_at"
+        )
+    };
+}
+/// Leases due runs of any kind.
+pub(crate) const LEASE_SQL_ANY_KIND: &str = lease_sql!("1");
+/// Leases due runs of the kinds in `?5` (a JSON array).
+pub(crate) const LEASE_SQL_KINDS: &str = lease_sql!("kind IN (SELECT value FROM json_each(?5))");
+
 /// [`lease`], restricted to runs of the given kinds (all kinds when `kinds` is empty), so a
 /// worker only takes what it can run.
 pub fn lease_kinds(
@@ -232,41 +253,38 @@ pub fn lease_kinds(
     }
     reclaim_expired(conn, now)?;
     let lease_until = now.saturating_add(lease_ms.max(1));
-    let kinds_json: Option<String> = if kinds.is_empty() {
-        None
+    let kinds_json =
+        serde_json::to_string(kinds).map_err(|error| StoreError::Invalid(error.to_string()))?;
+    // Two fixed statements rather than one with `?5 IS NULL OR …`: SQLite re-plans a statement
+    // on every execution when a bound value can change its plan, and that one could.
+    let sql = if kinds.is_empty() {
+        LEASE_SQL_ANY_KIND
     } else {
-        Some(serde_json::to_string(kinds).map_err(|error| StoreError::Invalid(error.to_string()))?)
+        LEASE_SQL_KINDS
     };
-    let mut statement = conn.prepare_cached(
-        "UPDATE runs SET state = 'leased', lease_owner = ?1, lease_until = ?2, fence = fence + 1,
-             attempts = attempts + 1, started_at = ?3
-         WHERE id IN (SELECT id FROM runs AS r WHERE state = 'queued' AND run_at <= ?3
-                        AND (?5 IS NULL OR kind IN (SELECT value FROM json_each(?5)))
-                        AND (concurrency_key IS NULL OR (
-                            NOT EXISTS (SELECT 1 FROM runs AS l WHERE l.state = 'leased' AND l.concurrency_key = r.concurrency_key)
-                            AND id = (SELECT min(q.id) FROM runs AS q WHERE q.state = 'queued' AND q.concurrency_key = r.concurrency_key)))
-                      ORDER BY priority DESC, run_at, id LIMIT ?4)
-         RETURNING id, fence, attempts, max_attempts, check_id, kind, payload, priority, run_at",
-    )?;
-    let rows = statement.query_map(
-        params![owner, lease_until, now, limit as i64, kinds_json],
-        |row| {
-            Ok((
-                Lease {
-                    run_id: row.get(0)?,
-                    fence: row.get(1)?,
-                    attempt: row.get(2)?,
-                    max_attempts: row.get(3)?,
-                    check_id: row.get(4)?,
-                    kind: row.get(5)?,
-                    payload: row.get(6)?,
-                    lease_until,
-                },
-                row.get::<_, i64>(7)?,
-                row.get::<_, i64>(8)?,
-            ))
-        },
-    )?;
+    let mut statement = conn.prepare_cached(sql)?;
+    let limit = limit as i64;
+    let bound: &[&dyn rusqlite::ToSql] = if kinds.is_empty() {
+        &[&owner, &lease_until, &now, &limit]
+    } else {
+        &[&owner, &lease_until, &now, &limit, &kinds_json]
+    };
+    let rows = statement.query_map(bound, |row| {
+        Ok((
+            Lease {
+                run_id: row.get(0)?,
+                fence: row.get(1)?,
+                attempt: row.get(2)?,
+                max_attempts: row.get(3)?,
+                check_id: row.get(4)?,
+                kind: row.get(5)?,
+                payload: row.get(6)?,
+                lease_until,
+            },
+            row.get::<_, i64>(7)?,
+            row.get::<_, i64>(8)?,
+        ))
+    })?;
     let mut leases = rows.collect::<Result<Vec<_>, _>>()?;
     // RETURNING order is unspecified: restore the queue's order.
     leases.sort_by(|a, b| {
@@ -458,7 +476,7 @@ pub fn list(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRow>, StoreE
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM runs
          WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3)
-         ORDER BY id DESC LIMIT ?4"
+         ORDER BY id DESC LIMIT ?4 + 0"
     ))?;
     let rows = statement.query_map(
         params![

@@ -288,7 +288,7 @@ pub fn list_series(
         .collect();
     let mut statement = conn.prepare_cached(
         "SELECT id, name, labels FROM series WHERE name LIKE ?1 ESCAPE '\\' AND name > ?2
-         ORDER BY name, labels LIMIT ?3",
+         ORDER BY name, labels LIMIT ?3 + 0",
     )?;
     let rows = statement.query_map(
         params![

@@ -923,3 +923,27 @@ fn sessions_expire_slide_and_die_with_their_token() {
     assert!(!ok(sessions::revoke(&conn, id + 1, 80)));
     assert!(ok(sessions::list_live(&conn, 81)).is_empty());
 }
+
+/// The hot queue statements are planned once: SQLite re-plans a statement on every execution
+/// when a bound value can change its plan (a bare `LIMIT ?` does), which cost the writer more
+/// than the statements themselves.
+#[test]
+fn lease_statements_are_not_replanned_per_execution() {
+    let conn = memory_db();
+    for i in 0..5i64 {
+        queue::enqueue(&conn, &new_run(0, 2, Some(format!("k{i}"))), 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        queue::lease_kinds(&conn, "w", &["check"], 3 + i as usize, 1_000, 10 + i)
+            .unwrap_or_else(|e| panic!("{e}"));
+        queue::lease_kinds(&conn, "w", &[], 2 + i as usize, 1_000, 10 + i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for sql in [queue::LEASE_SQL_KINDS, queue::LEASE_SQL_ANY_KIND] {
+        let statement = conn.prepare_cached(sql).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "re-planned: {sql}"
+        );
+    }
+}

@@ -77,7 +77,7 @@ pub fn list(
 ) -> Result<Vec<TokenRow>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT id, name, role, created_at, expires_at, revoked_at FROM tokens
-         WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+         WHERE id < ?1 ORDER BY id DESC LIMIT ?2 + 0",
     )?;
     let rows = statement.query_map(
         params![

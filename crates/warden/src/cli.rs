@@ -73,6 +73,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Manage the users who sign in to the web UI with a password (needs an admin token).
+    #[command(after_help = CLIENT_EXIT_CODES)]
+    Users {
+        #[command(subcommand)]
+        command: crate::commands::UsersCommand,
+    },
     /// List incidents (rules that fired), or show one with its timeline.
     #[command(after_help = CLIENT_EXIT_CODES)]
     Incidents(crate::commands::IncidentsArgs),

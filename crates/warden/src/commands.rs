@@ -16,10 +16,12 @@ use warden_client::{CheckFilter, Client, ClientError, Run, RunFilter, RunState, 
 use warden_core::duration::HumanDuration;
 
 mod alerting;
+mod users;
 
 pub(crate) use alerting::{
     AckArgs, IncidentsArgs, NotifyCommand, SilenceArgs, ack, incidents, notify, silence,
 };
+pub(crate) use users::{UsersCommand, users};
 
 use crate::Failure;
 use crate::cli::{

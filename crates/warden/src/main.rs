@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         Command::Series(args) => commands::series(&cli.hub, &args),
         Command::Uptime(args) => commands::uptime(&cli.hub, &args),
         Command::Tokens { command } => commands::tokens(&cli.hub, &command),
+        Command::Users { command } => commands::users(&cli.hub, &command),
         Command::Incidents(args) => commands::incidents(&cli.hub, &args),
         Command::Ack(args) => commands::ack(&cli.hub, &args),
         Command::Silence(args) => commands::silence(&cli.hub, &args),

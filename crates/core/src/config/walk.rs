@@ -1,6 +1,7 @@
 //! Walks the spanned TOML tree, interpolates `${ENV}` and collects every validation error.
 
 mod alerting;
+mod public;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -58,10 +59,17 @@ struct Cx<'a> {
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["hub", "check", "rule", "notifier", "maintenance"];
+const TOP_KEYS: &[&str] = &[
+    "hub",
+    "check",
+    "rule",
+    "notifier",
+    "maintenance",
+    "status_page",
+];
 const HUB_KEYS: &[&str] = &["listen", "data", "public_url", "metrics_public"];
 const CHECK_COMMON_KEYS: &[&str] = &[
-    "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels", "links",
+    "name", "kind", "every", "cron", "timezone", "timeout", "overlap", "labels", "links", "badge",
 ];
 const EXEC_KEYS: &[&str] = &["command", "env", "cwd", "clean_env"];
 const HTTP_KEYS: &[&str] = &[
@@ -99,7 +107,7 @@ const TLS_KEYS: &[&str] = &[
 const HOST_KEYS: &[&str] = &["disk_warn", "disk_crit", "memory_warn", "memory_crit"];
 /// Heartbeats are pushed, so they take `period` (or `cron`) and `grace` instead of `every`.
 const HEARTBEAT_KEYS: &[&str] = &[
-    "name", "kind", "period", "cron", "timezone", "grace", "labels", "links",
+    "name", "kind", "period", "cron", "timezone", "grace", "labels", "links", "badge",
 ];
 const KINDS: &[&str] = &[
     "exec",
@@ -160,6 +168,8 @@ impl Cx<'_> {
                             );
                             continue;
                         };
+                        // `badge` is read for every check, so its error shows beside the others.
+                        let badge = self.optional_bool(table, "badge", &path, false);
                         if let Some(check) = self.check(table, item.span(), &path) {
                             if let Some(first) = names.get(&check.name) {
                                 let name_span = get(table, "name")
@@ -175,6 +185,9 @@ impl Cx<'_> {
                                 );
                             } else {
                                 names.insert(check.name.clone(), index);
+                                if badge == Some(true) {
+                                    config.badges.insert(check.name.clone());
+                                }
                                 config.checks.push(check);
                             }
                         }
@@ -190,6 +203,7 @@ impl Cx<'_> {
                 ),
             }
         }
+        config.status_page = self.status_page_in(root);
         let mut notify_refs = Vec::new();
         config.rules = self.named_tables(
             root,

@@ -302,8 +302,28 @@ async fn get_incident(
     Ok(Json(view))
 }
 
-/// Who the caller is, for the record: the token's name and id.
+/// Who the caller is, for the record: the user's name, or the token's name and id.
 async fn caller_name(state: &AppState, caller: &Caller) -> String {
+    if let Some(user_id) = caller.user_id {
+        let name = state
+            .store
+            .read(move |conn| {
+                use warden_store::params;
+                let mut statement = conn.prepare_cached("SELECT name FROM users WHERE id = ?1")?;
+                let mut found = statement.query(params![user_id])?;
+                Ok(match found.next()? {
+                    Some(row) => Some(row.get::<_, String>(0)?),
+                    None => None,
+                })
+            })
+            .await
+            .ok()
+            .flatten();
+        return match name {
+            Some(name) => name,
+            None => format!("user {user_id}"),
+        };
+    }
     let token_id = caller.token_id;
     let name = state
         .store

@@ -55,6 +55,7 @@ fn finished(run_id: i64, check_id: i64, status: Status, at: i64) -> EventKind {
         finished_at: at,
         samples: Vec::new(),
         reason: None,
+        stored: false,
     }
 }
 
@@ -113,7 +114,7 @@ async fn snapshot_and_stream_line_up_while_publishers_race() {
     let publishing = || finished_publishers.load(std::sync::atomic::Ordering::SeqCst) < 4;
     let mut snapshots = Vec::new();
     while publishing() {
-        let (start, mut batches) = live.join(&bus, None);
+        let (start, batches) = live.join(&bus, None, &Filter::default());
         let Start::Snapshot { snapshot, too_old } = start else {
             panic!("a start without since is a snapshot");
         };
@@ -184,6 +185,84 @@ async fn snapshot_and_stream_line_up_while_publishers_race() {
             );
         }
     }
+}
+
+/// A connection filtered to one check is handed only the batches that hold one of its events
+/// (others are never woken for the rest), gets each of its events once and in order, and once
+/// its queue is empty it is settled up to the fan-out's position (so its resume point moves past
+/// batches it never saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_subscriptions_get_only_batches_with_their_checks() {
+    let bus = bus(options(100_000));
+    let live = Live::new(LiveOptions::default());
+    let fan_out = tokio::spawn(live.clone().fan_out(bus.clone()));
+    let rows: Vec<CheckRow> = (1..=3).map(|id| check_row(id, &format!("c{id}"))).collect();
+    bus.seed(LiveState::from_rows(&rows, &[]));
+    let only_c2 = Filter::parse(Some("c2"), None).unwrap_or_else(|e| panic!("{e:?}"));
+    let (start, subscription) = live.join(&bus, None, &only_c2);
+    let Start::Snapshot { snapshot, .. } = start else {
+        panic!("a start without since is a snapshot");
+    };
+    let (_, everything) = live.join(&bus, None, &Filter::default());
+    let mut published_c2 = Vec::new();
+    let mut last = snapshot.seq;
+    for round in 0..3_000i64 {
+        let check_id = if round % 100 == 7 {
+            2
+        } else {
+            1 + 2 * (round % 2)
+        };
+        last = bus
+            .publish(finished(round, check_id, Status::Ok, round))
+            .await;
+        if check_id == 2 {
+            published_c2.push(last);
+        }
+        if round % 500 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // The unfiltered subscription sees every event: wait for the last one to be dispatched.
+    let mut seen_all = snapshot.seq;
+    while seen_all < last {
+        let batch = everything.recv().await.unwrap_or_else(|e| panic!("{e}"));
+        for (event, _) in &batch.events {
+            if event.seq <= seen_all {
+                continue;
+            }
+            assert_eq!(event.seq, seen_all + 1, "gap in the unfiltered stream");
+            seen_all = event.seq;
+        }
+    }
+    let mut got_c2 = Vec::new();
+    let mut batches = 0;
+    while let Ok(batch) = subscription.try_recv() {
+        batches += 1;
+        let mine: Vec<u64> = batch
+            .events
+            .iter()
+            .filter(|(event, _)| event.check.as_deref() == Some("c2"))
+            .map(|(event, _)| event.seq)
+            .collect();
+        assert!(
+            !mine.is_empty(),
+            "a batch without c2 was handed to a c2-only subscription"
+        );
+        got_c2.extend(mine);
+    }
+    assert_eq!(got_c2, published_c2, "c2's events, each once, in order");
+    assert!(batches <= published_c2.len());
+    assert_eq!(subscription.settled_through(), Some(last));
+    drop(subscription);
+    live.close_all();
+    let _ = fan_out.await;
+    assert!(
+        matches!(
+            everything.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Closed)
+        ),
+        "the fan-out's end closes subscriptions"
+    );
 }
 
 #[tokio::test]
@@ -395,6 +474,7 @@ fn events_on_the_wire() {
                 value: 0.25,
             }],
             reason: Some("timeout"),
+            stored: true,
         },
         Some("web"),
     );

@@ -137,12 +137,17 @@ fn document_lists_every_operation() {
         GET /api/v1/runs/{id}/output
         GET /api/v1/series
         GET /api/v1/series/{name}
+        GET /api/v1/sessions
+        DELETE /api/v1/sessions/{id}
         GET /api/v1/silences
         POST /api/v1/silences
         DELETE /api/v1/silences/{id}
         GET /api/v1/tokens
         POST /api/v1/tokens
         DELETE /api/v1/tokens/{id}
+        GET /api/v1/users
+        POST /api/v1/users
+        DELETE /api/v1/users/{name}
         GET /metrics
         GET /ping/{key}
         POST /ping/{key}
@@ -376,7 +381,7 @@ fn json_request_bodies_refuse_unknown_fields() {
         );
         bodies += 1;
     }
-    assert_eq!(bodies, 8);
+    assert_eq!(bodies, 9);
 }
 
 /// A hub (store, state) in a temporary folder; nothing is served.

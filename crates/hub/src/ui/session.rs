@@ -1,11 +1,13 @@
-//! Web UI sessions: an API token exchanged for a random cookie secret (only its BLAKE3 hash is
-//! stored), a CSRF token per session, a 12 h expiry that slides with use.
+//! Web UI sessions: an API token, or a user's name and password, exchanged for a random cookie
+//! secret (only its BLAKE3 hash is stored), a CSRF token per session, a 12 h expiry that slides
+//! with use.
 
 use std::time::Duration;
 
 use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::http::{HeaderMap, Method};
 use subtle::ConstantTimeEq;
+use warden_store::sessions::Owner;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
@@ -27,7 +29,12 @@ pub(crate) struct Session {
     pub(crate) csrf: String,
     pub(crate) caller: Caller,
     pub(crate) expires_at: i64,
+    /// The token or the user the session was made from.
+    pub(crate) owner: Owner,
 }
+
+/// `Caller::token_id` of a session made from a user: no token has id 0 (ids start at 1).
+pub(crate) const NO_TOKEN: i64 = 0;
 
 fn ttl_ms() -> i64 {
     i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX)
@@ -123,14 +130,17 @@ pub(crate) async fn lookup(state: &AppState, secret: &str) -> Result<Session, Ap
             .write(move |conn| warden_store::sessions::touch(conn, id, now, expires_at))
             .await?;
     }
+    let owner = row.owner();
     Ok(Session {
         id: row.id,
         csrf: row.csrf,
         caller: Caller {
             role,
-            token_id: row.token_id,
+            token_id: row.token_id.unwrap_or(NO_TOKEN),
+            user_id: row.user_id,
         },
         expires_at,
+        owner,
     })
 }
 
@@ -171,17 +181,30 @@ pub(crate) async fn create(
     state: &AppState,
     caller: &Caller,
 ) -> Result<(Session, String), ApiError> {
+    insert(state, Owner::Token(caller.token_id), caller.role).await
+}
+
+/// A new session for a user who signed in with their password (the caller must have checked
+/// it); returns the session and its cookie secret.
+pub(crate) async fn create_for_user(
+    state: &AppState,
+    user_id: i64,
+    role: Role,
+) -> Result<(Session, String), ApiError> {
+    insert(state, Owner::User(user_id), role).await
+}
+
+async fn insert(state: &AppState, owner: Owner, role: Role) -> Result<(Session, String), ApiError> {
     let secret = random_hex()?;
     let csrf = random_hex()?;
     let hash = *blake3::hash(secret.as_bytes()).as_bytes();
     let now = warden_store::now_ms();
     let expires_at = now.saturating_add(ttl_ms());
-    let token_id = caller.token_id;
     let stored_csrf = csrf.clone();
     let id = state
         .store
-        .write(move |conn| {
-            warden_store::sessions::insert(
+        .write(move |conn| match owner {
+            Owner::Token(token_id) => warden_store::sessions::insert(
                 conn,
                 &warden_store::sessions::NewSession {
                     token_id,
@@ -190,14 +213,33 @@ pub(crate) async fn create(
                     now,
                     expires_at,
                 },
-            )
+            ),
+            Owner::User(user_id) => warden_store::sessions::insert_for_user(
+                conn,
+                &warden_store::sessions::NewUserSession {
+                    user_id,
+                    hash: &hash,
+                    csrf: &stored_csrf,
+                    now,
+                    expires_at,
+                },
+            ),
         })
         .await?;
+    let (token_id, user_id) = match owner {
+        Owner::Token(token_id) => (token_id, None),
+        Owner::User(user_id) => (NO_TOKEN, Some(user_id)),
+    };
     let session = Session {
         id,
         csrf,
-        caller: caller.clone(),
+        caller: Caller {
+            role,
+            token_id,
+            user_id,
+        },
         expires_at,
+        owner,
     };
     Ok((session, secret))
 }
@@ -210,4 +252,20 @@ pub(crate) async fn revoke(state: &AppState, id: i64) -> Result<(), ApiError> {
         .write(move |conn| warden_store::sessions::revoke(conn, id, now))
         .await?;
     Ok(())
+}
+
+/// Who made a request the `Caller` extractor accepted: the bearer token, or the token or user
+/// behind the session cookie (a second lookup of that session: the extractor keeps only the
+/// caller).
+pub(crate) async fn owner_of(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Owner, ApiError> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok(Owner::Token(caller.token_id));
+    }
+    let secret = cookie_secret(headers)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not signed in"))?;
+    Ok(lookup(state, secret).await?.owner)
 }

@@ -11,3 +11,4 @@ mod metrics;
 mod openapi;
 mod probes;
 mod ui;
+mod users;

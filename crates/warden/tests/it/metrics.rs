@@ -228,6 +228,7 @@ fn metrics_expose_hub_health_and_check_results_that_promtool_accepts() {
         // The http check's own request, without a token.
         r#"warden_api_request_duration_seconds_count{route="/api/v1/health",status_class="2xx"} "#,
         "warden_bus_events_published_total ",
+        "warden_live_connections 0",
         "warden_recorder_batches_total ",
         "warden_store_write_operations_total ",
         "warden_uptime_seconds ",

@@ -1,10 +1,12 @@
 // A run's page: its status and output; while the run is going, the output tails live.
 // The live connection comes first and every (re)connection's snapshot re-reads the stored
 // output, so a line printed between reading and subscribing is never missed; lines are keyed by
-// their number (stored `seq` and live `line_no` are the same count) and shown in order.
+// their number (stored `seq` and live `line_no` are the same count) and shown in order. Once the
+// run is over the page stops following output lines but stays live (title, header).
 import { api, connectLive, el, setBadge, setTitle } from "./common.js";
 
 const runId = Number(document.body.dataset.run);
+setTitle(`Run ${runId}`);
 const output = document.getElementById("output");
 /** Line number → its element, and the highest number shown. */
 const shown = new Map();
@@ -28,7 +30,6 @@ async function showRun() {
   const run = await api(`/api/v1/runs/${runId}`);
   const status = run.status ?? (run.finished_at ? "unknown" : "pending");
   setBadge(document.getElementById("run-status"), status, run.summary);
-  setTitle(`Run ${runId}`, 0);
   document.getElementById("run-summary").textContent = run.summary ?? "";
   document.getElementById("run-state").textContent = run.state;
   const link = document.getElementById("run-check");
@@ -52,13 +53,13 @@ async function refresh() {
   await showStored();
   if (run.finished_at && live) {
     finished = true;
-    live.close();
+    live.setKinds([]);
   }
   document.body.dataset.loaded = "true";
 }
 
 live = connectLive({
-  query: "kinds=output_line,run_finished",
+  kinds: ["output_line"],
   // After every (re)connection without resume: what was stored meanwhile.
   onSnapshot() {
     if (!finished) refresh().catch(showError);
