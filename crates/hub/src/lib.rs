@@ -305,6 +305,9 @@ impl Hub {
         };
         let check_count = checks.len();
         tracker.spawn(Scheduler::new(SystemClock, sink, &checks).run(stop_work.clone()));
+        // The scheduler keeps what it needs; the parsed configs would otherwise live as long as
+        // the hub (megabytes at 10,000 checks).
+        drop(checks);
         tracker.spawn(state.live.clone().fan_out(state.bus.clone()));
         tracker.spawn(query::rollup_loop(state.store.clone(), stop_work.clone()));
         state.alerting.spawn(

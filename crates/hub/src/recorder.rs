@@ -71,9 +71,43 @@ pub(crate) async fn run_observed(
     }
 }
 
-/// Series ids by (name, labels), so samples of known series need no look-up. Cleared when a
+/// Series ids by name and labels, so samples of known series need no look-up. Cleared when a
 /// write fails (series created in it were rolled back with it).
-pub(crate) type SeriesIds = Arc<std::sync::Mutex<HashMap<String, HashMap<String, i64>>>>;
+pub(crate) type SeriesIds = Arc<std::sync::Mutex<SeriesIdCache>>;
+
+/// Most series have no labels (`{}`): those are keyed by name alone, one allocation each (at
+/// 10,000 checks with seven series apiece this is megabytes, so it is kept lean).
+#[derive(Debug, Default)]
+pub(crate) struct SeriesIdCache {
+    plain: HashMap<Box<str>, i64>,
+    labelled: HashMap<(Box<str>, Box<str>), i64>,
+}
+
+impl SeriesIdCache {
+    fn get(&self, series: &str, labels: &str) -> Option<i64> {
+        if labels == "{}" {
+            self.plain.get(series).copied()
+        } else {
+            self.labelled
+                .get(&(Box::from(series), Box::from(labels)))
+                .copied()
+        }
+    }
+
+    fn insert(&mut self, series: &str, labels: &str, id: i64) {
+        if labels == "{}" {
+            self.plain.insert(Box::from(series), id);
+        } else {
+            self.labelled
+                .insert((Box::from(series), Box::from(labels)), id);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.plain = HashMap::new();
+        self.labelled = HashMap::new();
+    }
+}
 
 /// Writes a finished run's effects besides the run row: its check's latest status, and its
 /// samples (appended to `points`, for one insert at the end of the write).
@@ -93,19 +127,16 @@ pub(crate) fn store_result(
         warden_store::checks::record_status(conn, check_id, run_id, status, summary, finished_at)?;
     }
     for point in produced {
-        let cached = cache.lock().ok().and_then(|ids| {
-            ids.get(point.series.as_str())
-                .and_then(|by_labels| by_labels.get(point.labels.as_str()))
-                .copied()
-        });
+        let cached = cache
+            .lock()
+            .ok()
+            .and_then(|ids| ids.get(&point.series, &point.labels));
         let series_id = match cached {
             Some(id) => id,
             None => {
                 let id = samples::resolve_series(conn, &point.series, &point.labels)?;
                 if let Ok(mut ids) = cache.lock() {
-                    ids.entry(point.series.clone())
-                        .or_default()
-                        .insert(point.labels.clone(), id);
+                    ids.insert(&point.series, &point.labels, id);
                 }
                 id
             }

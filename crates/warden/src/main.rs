@@ -152,6 +152,7 @@ fn serve(args: ServeArgs, mode: Mode) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         config.hub.listen = listen;
     }
+    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("warden")
@@ -198,5 +199,22 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each
+/// keeps freed memory for reuse: across the runtime's workers, the store's threads and the
+/// blocking pool that held about a fifth of the hub's resident memory at 10,000 checks for no
+/// measurable speed (docs/benchmarks.md, scenario E). Two arenas, before any thread starts,
+/// unless `MALLOC_ARENA_MAX` says otherwise.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called before the runtime starts
+        // its threads. A refusal (return 0) leaves glibc's default, which is harmless.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }

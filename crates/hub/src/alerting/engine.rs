@@ -140,6 +140,8 @@ pub(crate) struct Engine {
     status_rules: HashMap<Arc<str>, Vec<usize>>,
     /// Series rules that may apply to a series name (computed on first sight).
     series_rules: HashMap<Arc<str>, Vec<usize>>,
+    /// Whether any rule is a series rule (without one, samples need no look-up at all).
+    has_series_rules: bool,
     status: HashMap<IncidentKey, StatusState>,
     series: HashMap<IncidentKey, SeriesState>,
     open: HashMap<IncidentKey, OpenIncident>,
@@ -193,7 +195,11 @@ impl Engine {
             name: Arc::from(default.name.as_str()),
             config: default,
         });
+        let has_series_rules = compiled
+            .iter()
+            .any(|rule| matches!(rule.config.condition, RuleCondition::Series(_)));
         Engine {
+            has_series_rules,
             default_rule: compiled.len() - 1,
             rules: compiled,
             notifiers: notifiers.to_vec(),
@@ -284,6 +290,11 @@ impl Engine {
     }
 
     fn series_rules_for(&mut self, series: &str) -> Vec<usize> {
+        // Without series rules there is nothing to find, and nothing worth remembering for
+        // every series the hub sees.
+        if !self.has_series_rules {
+            return Vec::new();
+        }
         if let Some(found) = self.series_rules.get(series) {
             return found.clone();
         }

@@ -70,7 +70,7 @@ function render(view) {
   const details = el("details", { class: "all-events" }, el("summary", { text: "All events" }));
   details.addEventListener("toggle", () => {
     if (details.open && !details.dataset.loaded) loadEvents(view.id, details);
-  }, { once: false });
+  });
   node.append(details);
   if (open && canAck && !view.acknowledged_at) node.append(ackForm(view));
   return node;

@@ -179,7 +179,7 @@ function placeRows() {
     tbody.removeChild(cursor);
     cursor = next;
   }
-  if (listLoaded || snapshotApplied) empty.hidden = shown.length > 0;
+  if (listLoaded) empty.hidden = shown.length > 0;
   more.hidden = shown.length <= limit;
   setText(shownCount, `Showing ${visible.length} of ${shown.length} matching checks.`);
 }
