@@ -26,7 +26,7 @@ pub use migrations::SCHEMA_VERSION;
 pub fn migrate_for_bench(conn: &mut Connection) -> Result<(), StoreError> {
     migrations::migrate(conn)
 }
-pub use rusqlite::{Connection, params};
+pub use rusqlite::{Connection, OptionalExtension, params};
 pub use writer::WriterStats;
 
 /// The file name of the database inside the data folder.

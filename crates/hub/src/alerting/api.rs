@@ -304,44 +304,27 @@ async fn get_incident(
 
 /// Who the caller is, for the record: the user's name, or the token's name and id.
 async fn caller_name(state: &AppState, caller: &Caller) -> String {
-    if let Some(user_id) = caller.user_id {
-        let name = state
-            .store
-            .read(move |conn| {
-                use warden_store::params;
-                let mut statement = conn.prepare_cached("SELECT name FROM users WHERE id = ?1")?;
-                let mut found = statement.query(params![user_id])?;
-                Ok(match found.next()? {
-                    Some(row) => Some(row.get::<_, String>(0)?),
-                    None => None,
-                })
-            })
-            .await
-            .ok()
-            .flatten();
-        return match name {
-            Some(name) => name,
-            None => format!("user {user_id}"),
-        };
-    }
-    let token_id = caller.token_id;
+    let (sql, id) = match caller.user_id {
+        Some(user_id) => ("SELECT name FROM users WHERE id = ?1", user_id),
+        None => ("SELECT name FROM tokens WHERE id = ?1", caller.token_id),
+    };
     let name = state
         .store
         .read(move |conn| {
-            use warden_store::params;
-            let mut statement = conn.prepare_cached("SELECT name FROM tokens WHERE id = ?1")?;
-            let mut found = statement.query(params![token_id])?;
-            Ok(match found.next()? {
-                Some(row) => Some(row.get::<_, String>(0)?),
-                None => None,
-            })
+            use warden_store::OptionalExtension;
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_row([id], |row| row.get::<_, String>(0))
+                .optional()?)
         })
         .await
         .ok()
         .flatten();
-    match name {
-        Some(name) => format!("{name} (token {token_id})"),
-        None => format!("token {token_id}"),
+    match (caller.user_id, name) {
+        (Some(_), Some(name)) => name,
+        (Some(user_id), None) => format!("user {user_id}"),
+        (None, Some(name)) => format!("{name} (token {id})"),
+        (None, None) => format!("token {id}"),
     }
 }
 

@@ -27,6 +27,20 @@ pub struct Hub {
 
 impl Hub {
     /// Starts `warden up --data DATA --listen 127.0.0.1:0 EXTRA...` and waits for it to listen.
+    /// A hub on `<dir>/data` with `config` written to `<dir>/warden.toml`; with its new admin
+    /// token.
+    pub fn with_config(dir: &Path, config: &str) -> (Hub, String) {
+        let path = dir.join("warden.toml");
+        std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
+        let path = path.display().to_string();
+        let hub = Hub::start(&dir.join("data"), &["--config", &path]);
+        let token = hub
+            .new_token
+            .clone()
+            .unwrap_or_else(|| panic!("no admin token"));
+        (hub, token)
+    }
+
     pub fn start(data: &Path, extra: &[&str]) -> Hub {
         Hub::start_on(data, "127.0.0.1:0", extra)
     }

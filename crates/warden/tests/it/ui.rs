@@ -37,15 +37,7 @@ command = ["sh", "-c", "sleep 1; echo 'OK - db fine'"]
 "#;
 
 fn start_hub(dir: &Path) -> (Hub, String) {
-    let config = dir.join("warden.toml");
-    std::fs::write(&config, CONFIG).unwrap_or_else(|e| panic!("{e}"));
-    let config = config.display().to_string();
-    let hub = Hub::start(&dir.join("data"), &["--config", &config]);
-    let token = hub
-        .new_token
-        .clone()
-        .unwrap_or_else(|| panic!("no admin token"));
-    (hub, token)
+    Hub::with_config(dir, CONFIG)
 }
 
 fn http() -> Http {
@@ -512,10 +504,10 @@ async fn drive(client: &Client, url: &str, admin: &str) {
         (finished == run_id).then_some(())
     })
     .await;
-    assert!(
-        button.is_enabled().await.unwrap_or(false),
-        "Run now enabled again"
-    );
+    poll(wait, "Run now enabled again", || async {
+        button.is_enabled().await.ok()?.then_some(())
+    })
+    .await;
     poll(wait, "the run in the recent runs", || async {
         client
             .find(Locator::Css(&format!("#runs tr[data-run='{run_id}']")))

@@ -44,15 +44,7 @@ checks = ["web", "db"]
 const ALICE_PASSWORD: &str = "correct horse battery";
 
 fn start_hub(dir: &Path) -> (Hub, String) {
-    let config = dir.join("warden.toml");
-    std::fs::write(&config, CONFIG).unwrap_or_else(|e| panic!("{e}"));
-    let config = config.display().to_string();
-    let hub = Hub::start(&dir.join("data"), &["--config", &config]);
-    let token = hub
-        .new_token
-        .clone()
-        .unwrap_or_else(|| panic!("no admin token"));
-    (hub, token)
+    Hub::with_config(dir, CONFIG)
 }
 
 fn http() -> Http {
