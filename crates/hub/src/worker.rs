@@ -120,10 +120,16 @@ impl Handoff {
         conn: &warden_store::Connection,
         now: i64,
     ) -> Result<Vec<Lease>, StoreError> {
-        let free = self.slots.available_permits();
-        if free == 0 {
-            return Ok(Vec::new());
-        }
+        self.lease_up_to(conn, self.slots.available_permits(), now)
+    }
+
+    /// Leases up to `free` due runs of the kinds the pool runs, in the pool's name.
+    fn lease_up_to(
+        &self,
+        conn: &warden_store::Connection,
+        free: usize,
+        now: i64,
+    ) -> Result<Vec<Lease>, StoreError> {
         queue::lease_kinds(
             conn,
             &self.owner,
@@ -208,7 +214,7 @@ impl WorkerPool {
             self.bus.clone(),
             finished,
         ));
-        let owner: Arc<str> = Arc::from(self.options.owner.as_str());
+        let handoff = self.handoff();
         let mut handed = std::mem::replace(&mut self.handed, mpsc::unbounded_channel().1);
         loop {
             // Leases handed over by the scheduler first; then wait for a free slot (or more
@@ -226,20 +232,10 @@ impl WorkerPool {
                 permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
             let free = slots.available_permits() + 1;
-            let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(30_000);
-            let lease_owner = Arc::clone(&owner);
+            let handoff = handoff.clone();
             let leased = self
                 .store
-                .write(move |conn| {
-                    queue::lease_kinds(
-                        conn,
-                        &lease_owner,
-                        LOCAL_KINDS,
-                        free,
-                        lease_ms,
-                        warden_store::now_ms() + crate::scheduler::EARLY_MS,
-                    )
-                })
+                .write(move |conn| handoff.lease_up_to(conn, free, warden_store::now_ms()))
                 .await;
             let leases = match leased {
                 Ok(leases) => leases,

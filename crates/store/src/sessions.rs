@@ -42,20 +42,11 @@ impl SessionRow {
     }
 }
 
-/// What a new session is made of (from a token).
+/// What a new session is made of.
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
-    pub token_id: i64,
-    pub hash: &'a [u8; 32],
-    pub csrf: &'a str,
-    pub now: i64,
-    pub expires_at: i64,
-}
-
-/// What a new session is made of (from a user who signed in with a password).
-#[derive(Debug, Clone)]
-pub struct NewUserSession<'a> {
-    pub user_id: i64,
+    /// The token or the user it was made from.
+    pub owner: Owner,
     pub hash: &'a [u8; 32],
     pub csrf: &'a str,
     pub now: i64,
@@ -63,32 +54,19 @@ pub struct NewUserSession<'a> {
 }
 
 pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64, StoreError> {
+    let (token_id, user_id) = match session.owner {
+        Owner::Token(token_id) => (Some(token_id), None),
+        Owner::User(user_id) => (None, Some(user_id)),
+    };
     Ok(conn
         .prepare_cached(
-            "INSERT INTO sessions (token_id, hash, csrf, created_at, expires_at, last_seen_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?4) RETURNING id",
+            "INSERT INTO sessions (token_id, user_id, hash, csrf, created_at, expires_at, last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5) RETURNING id",
         )?
         .query_row(
             params![
-                session.token_id,
-                session.hash.as_slice(),
-                session.csrf,
-                session.now,
-                session.expires_at
-            ],
-            |row| row.get(0),
-        )?)
-}
-
-pub fn insert_for_user(conn: &Connection, session: &NewUserSession<'_>) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO sessions (user_id, hash, csrf, created_at, expires_at, last_seen_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?4) RETURNING id",
-        )?
-        .query_row(
-            params![
-                session.user_id,
+                token_id,
+                user_id,
                 session.hash.as_slice(),
                 session.csrf,
                 session.now,

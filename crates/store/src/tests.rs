@@ -899,7 +899,7 @@ fn sessions_expire_slide_and_die_with_their_token() {
     let token_id = ok(tokens::insert(&conn, "admin", "admin", &[1; 32], 0, None));
     let hash = [7u8; 32];
     let new = sessions::NewSession {
-        token_id,
+        owner: sessions::Owner::Token(token_id),
         hash: &hash,
         csrf: "c",
         now: 0,

@@ -94,7 +94,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::*;
-    use crate::sessions::{self, NewSession, NewUserSession, Owner};
+    use crate::sessions::{self, NewSession, Owner};
 
     fn memory_db() -> Connection {
         crate::open_in_memory().unwrap_or_else(|e| panic!("{e}"))
@@ -105,10 +105,10 @@ mod tests {
     }
 
     fn user_session(conn: &Connection, user_id: i64, hash: &[u8; 32], now: i64) -> i64 {
-        ok(sessions::insert_for_user(
+        ok(sessions::insert(
             conn,
-            &NewUserSession {
-                user_id,
+            &NewSession {
+                owner: Owner::User(user_id),
                 hash,
                 csrf: "c",
                 now,
@@ -201,7 +201,7 @@ mod tests {
         let by_token = ok(sessions::insert(
             &conn,
             &NewSession {
-                token_id,
+                owner: Owner::Token(token_id),
                 hash: &[4; 32],
                 csrf: "c",
                 now: 0,

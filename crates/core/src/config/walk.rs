@@ -914,17 +914,7 @@ impl Cx<'_> {
             return Some(Vec::new());
         };
         let key = format!("{path}.links");
-        let DeValue::Array(items) = value.get_ref() else {
-            self.error(
-                value.span(),
-                &key,
-                format!(
-                    "expected an array of `{{ name = \"...\", url = \"https://...\" }}`, found {}",
-                    value.get_ref().type_str()
-                ),
-            );
-            return None;
-        };
+        let items = self.array(value, &key, "`{ name = \"...\", url = \"https://...\" }`")?;
         let mut links = Vec::new();
         let mut ok = true;
         for (index, item) in items.iter().enumerate() {
@@ -970,17 +960,7 @@ impl Cx<'_> {
             return Some(defaults.iter().map(ToString::to_string).collect());
         };
         let key = format!("{path}.conditions");
-        let DeValue::Array(items) = value.get_ref() else {
-            self.error(
-                value.span(),
-                &key,
-                format!(
-                    "expected an array of strings, e.g. `[\"[STATUS] == 200\"]`, found {}",
-                    value.get_ref().type_str()
-                ),
-            );
-            return None;
-        };
+        let items = self.array(value, &key, "strings, e.g. `[\"[STATUS] == 200\"]`")?;
         let mut out = Vec::new();
         let mut ok = true;
         for (index, item) in items.iter().enumerate() {
@@ -1159,18 +1139,28 @@ impl Cx<'_> {
         }
     }
 
+    /// The items of an array, or an error "expected an array of {what}, found ...".
+    fn array<'v, 'i>(
+        &mut self,
+        value: &'v Value<'i>,
+        path: &str,
+        what: &str,
+    ) -> Option<&'v [Value<'i>]> {
+        match value.get_ref() {
+            DeValue::Array(items) => Some(&items[..]),
+            other => {
+                self.error(
+                    value.span(),
+                    path,
+                    format!("expected an array of {what}, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
     fn string_list(&mut self, value: &Value<'_>, path: &str) -> Option<Vec<String>> {
-        let DeValue::Array(items) = value.get_ref() else {
-            self.error(
-                value.span(),
-                path,
-                format!(
-                    "expected an array of strings, found {}",
-                    value.get_ref().type_str()
-                ),
-            );
-            return None;
-        };
+        let items = self.array(value, path, "strings")?;
         let mut out = Vec::new();
         let mut ok = true;
         for (index, item) in items.iter().enumerate() {

@@ -203,27 +203,17 @@ async fn insert(state: &AppState, owner: Owner, role: Role) -> Result<(Session, 
     let stored_csrf = csrf.clone();
     let id = state
         .store
-        .write(move |conn| match owner {
-            Owner::Token(token_id) => warden_store::sessions::insert(
+        .write(move |conn| {
+            warden_store::sessions::insert(
                 conn,
                 &warden_store::sessions::NewSession {
-                    token_id,
+                    owner,
                     hash: &hash,
                     csrf: &stored_csrf,
                     now,
                     expires_at,
                 },
-            ),
-            Owner::User(user_id) => warden_store::sessions::insert_for_user(
-                conn,
-                &warden_store::sessions::NewUserSession {
-                    user_id,
-                    hash: &hash,
-                    csrf: &stored_csrf,
-                    now,
-                    expires_at,
-                },
-            ),
+            )
         })
         .await?;
     let (token_id, user_id) = match owner {

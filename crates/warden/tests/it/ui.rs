@@ -352,14 +352,9 @@ async fn screenshot(client: &Client, name: &str) {
     println!("screenshot: {}", path.display());
 }
 
-/// Opens `url`, is sent to the sign-in page, and signs in there with `token`.
-async fn sign_in_with_browser(client: &Client, url: &str, token: &str) {
-    let wait = Duration::from_secs(20);
-    client
-        .goto(&format!("{url}/"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    poll(wait, "the sign-in page", || async {
+/// Waits until the browser is on the sign-in page.
+async fn on_sign_in_page(client: &Client, within: Duration, what: &str) {
+    poll(within, what, || async {
         client
             .current_url()
             .await
@@ -367,6 +362,16 @@ async fn sign_in_with_browser(client: &Client, url: &str, token: &str) {
             .filter(|u| u.path() == "/ui/sign-in")
     })
     .await;
+}
+
+/// Opens `url`, is sent to the sign-in page, and signs in there with `token`.
+async fn sign_in_with_browser(client: &Client, url: &str, token: &str) {
+    let wait = Duration::from_secs(20);
+    client
+        .goto(&format!("{url}/"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    on_sign_in_page(client, wait, "the sign-in page").await;
     client
         .find(Locator::Id("token"))
         .await
@@ -538,26 +543,12 @@ async fn drive(client: &Client, url: &str, admin: &str) {
         .click()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    poll(wait, "the sign-in page after sign-out", || async {
-        client
-            .current_url()
-            .await
-            .ok()
-            .filter(|u| u.path() == "/ui/sign-in")
-    })
-    .await;
+    on_sign_in_page(client, wait, "the sign-in page after sign-out").await;
     client
         .goto(&format!("{url}/checks/db-1"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    poll(wait, "refused after sign-out", || async {
-        client
-            .current_url()
-            .await
-            .ok()
-            .filter(|u| u.path() == "/ui/sign-in")
-    })
-    .await;
+    on_sign_in_page(client, wait, "refused after sign-out").await;
 }
 
 /// The live test's checks: `flip` and `flop` exit with the code in their file (a rule opens an
@@ -1373,14 +1364,7 @@ async fn viewer_sees_no_ping_url_and_no_acknowledge(live: &Live<'_>) {
         .click()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    poll(wait, "signed out", || async {
-        live.client
-            .current_url()
-            .await
-            .ok()
-            .filter(|u| u.path() == "/ui/sign-in")
-    })
-    .await;
+    on_sign_in_page(live.client, wait, "signed out").await;
     sign_in_with_browser(live.client, live.url, viewer).await;
     poll(wait, "the overview as a viewer", || async {
         live.client

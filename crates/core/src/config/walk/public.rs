@@ -48,17 +48,7 @@ impl Cx<'_> {
             );
             return None;
         };
-        let DeValue::Array(items) = list.get_ref() else {
-            self.error(
-                list.span(),
-                "status_page.checks",
-                format!(
-                    "expected an array of check names, found {}",
-                    list.get_ref().type_str()
-                ),
-            );
-            return None;
-        };
+        let items = self.array(list, "status_page.checks", "check names")?;
         let known = self.check_names(root);
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
         let mut checks: Vec<String> = Vec::new();
