@@ -294,7 +294,16 @@ impl Hub {
             Arc::clone(&state.wake),
             worker,
             state.runs_in_flight.clone(),
-        );
+        )
+        .with_specs(Arc::new(
+            checks
+                .iter()
+                .filter_map(|check| {
+                    let (spec, _) = warden_store::checks::canonical_spec(&check.config).ok()?;
+                    Some((check.check_id, Arc::from(spec)))
+                })
+                .collect(),
+        ));
         let handoff = pool.handoff();
         tracker.spawn(pool.run(stop_work.clone(), abort_runs.clone()));
         let sink = StoreSink {

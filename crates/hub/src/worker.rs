@@ -83,6 +83,10 @@ impl RunsInFlight {
     }
 }
 
+/// The configured checks' definitions (`checks.spec`) by check id, for the runs the
+/// scheduler enqueues without a copy of them (`queue::CHECK_SPEC_PAYLOAD`).
+pub(crate) type CheckSpecs = Arc<HashMap<i64, Arc<str>>>;
+
 /// Host samplers by check id: each keeps the previous counters its rates come from.
 type HostSamplers = Arc<Mutex<HashMap<String, Arc<Mutex<HostSampler>>>>>;
 
@@ -100,6 +104,7 @@ pub struct WorkerPool {
     /// Leases taken for the pool by someone else's write (the scheduler's enqueue).
     handed: mpsc::UnboundedReceiver<Vec<Lease>>,
     hand: mpsc::UnboundedSender<Vec<Lease>>,
+    specs: CheckSpecs,
 }
 
 /// Lets the scheduler lease for the local pool in the same write that enqueues due slots, and
@@ -108,6 +113,7 @@ pub struct WorkerPool {
 #[derive(Clone)]
 pub(crate) struct Handoff {
     hand: mpsc::UnboundedSender<Vec<Lease>>,
+    specs: CheckSpecs,
     slots: Arc<Semaphore>,
     owner: Arc<str>,
     lease_ms: i64,
@@ -130,13 +136,15 @@ impl Handoff {
         free: usize,
         now: i64,
     ) -> Result<Vec<Lease>, StoreError> {
-        queue::lease_kinds(
+        let specs = &self.specs;
+        queue::lease_kinds_with_specs(
             conn,
             &self.owner,
             LOCAL_KINDS,
             free,
             self.lease_ms,
             now + crate::scheduler::EARLY_MS,
+            &|check_id| specs.get(&check_id).map(|spec| spec.to_string()),
         )
     }
 
@@ -183,14 +191,23 @@ impl WorkerPool {
             slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
             handed,
             hand,
+            specs: CheckSpecs::default(),
             options,
         }
+    }
+
+    /// The definitions of the configured checks, so leasing their runs reads none from the
+    /// store.
+    pub(crate) fn with_specs(mut self, specs: CheckSpecs) -> WorkerPool {
+        self.specs = specs;
+        self
     }
 
     /// A handle for leasing on the pool's behalf (see [`Handoff`]).
     pub(crate) fn handoff(&self) -> Handoff {
         Handoff {
             hand: self.hand.clone(),
+            specs: Arc::clone(&self.specs),
             slots: Arc::clone(&self.slots),
             owner: Arc::from(self.options.owner.as_str()),
             lease_ms: i64::try_from(self.options.lease.as_millis()).unwrap_or(30_000),

@@ -228,7 +228,7 @@ pub(crate) fn open_connection(path: &Path, writer: bool) -> Result<Connection, S
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let setup = if writer {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA wal_autocheckpoint = 65536; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096;"
+         PRAGMA wal_autocheckpoint = 65536; PRAGMA journal_size_limit = 67108864; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096;"
     } else {
         "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -1024;"
     };

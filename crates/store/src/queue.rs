@@ -52,13 +52,20 @@ impl RunState {
     }
 }
 
+/// The payload of a `check` run that runs its check's current definition (`checks.spec`)
+/// rather than a copy of it. The scheduler enqueues its runs so: a copy per run made each row
+/// several times larger, and every byte of it was written twice (WAL, then database) at
+/// thousands of runs a second. Leases and reads of such a run show the check's definition as
+/// its payload, so workers and API clients see the same thing either way.
+pub const CHECK_SPEC_PAYLOAD: &str = "";
+
 /// A run to enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {
     pub check_id: Option<i64>,
     /// What the worker should do with it: `check`, `job`, ...
     pub kind: String,
-    /// JSON given to the worker.
+    /// JSON given to the worker ([`CHECK_SPEC_PAYLOAD`]: the check's definition).
     pub payload: String,
     /// Higher runs first among runs that are due.
     pub priority: i64,
@@ -248,6 +255,22 @@ pub fn lease_kinds(
     lease_ms: i64,
     now: i64,
 ) -> Result<Vec<Lease>, StoreError> {
+    lease_kinds_with_specs(conn, owner, kinds, limit, lease_ms, now, &|_| None)
+}
+
+/// [`lease_kinds`] for a worker that already holds check definitions: `known` gives a
+/// check's definition for runs enqueued with [`CHECK_SPEC_PAYLOAD`], and only checks it does
+/// not know are read from the store (at thousands of runs a second those reads were random
+/// page reads of the `checks` table).
+pub fn lease_kinds_with_specs(
+    conn: &Connection,
+    owner: &str,
+    kinds: &[&str],
+    limit: usize,
+    lease_ms: i64,
+    now: i64,
+    known: &dyn Fn(i64) -> Option<String>,
+) -> Result<Vec<Lease>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -286,6 +309,17 @@ pub fn lease_kinds(
         ))
     })?;
     let mut leases = rows.collect::<Result<Vec<_>, _>>()?;
+    drop(statement);
+    for (lease, _, _) in &mut leases {
+        if lease.payload == CHECK_SPEC_PAYLOAD
+            && let Some(check_id) = lease.check_id
+        {
+            lease.payload = match known(check_id) {
+                Some(spec) => spec,
+                None => check_spec(conn, check_id)?,
+            };
+        }
+    }
     // RETURNING order is unspecified: restore the queue's order.
     leases.sort_by(|a, b| {
         b.1.cmp(&a.1)
@@ -293,6 +327,16 @@ pub fn lease_kinds(
             .then(a.0.run_id.cmp(&b.0.run_id))
     });
     Ok(leases.into_iter().map(|(lease, _, _)| lease).collect())
+}
+
+/// A check's definition, for a run enqueued with [`CHECK_SPEC_PAYLOAD`] (`{}` if the check
+/// is gone: the worker then reports it unreadable).
+fn check_spec(conn: &Connection, check_id: i64) -> Result<String, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT spec FROM checks WHERE id = ?1")?
+        .query_row([check_id], |row| row.get(0))
+        .optional()?
+        .unwrap_or_else(|| "{}".to_string()))
 }
 
 /// Why a fenced update matched nothing.
@@ -426,7 +470,13 @@ pub fn cancel(conn: &Connection, run_id: i64, now: i64) -> Result<RunState, Stor
     Ok(previous)
 }
 
-const RUN_COLUMNS: &str = "id, check_id, kind, payload, state, priority, run_at, attempts, max_attempts, dedup_key,
+/// The columns [`run_from_row`] reads; a run enqueued with [`CHECK_SPEC_PAYLOAD`] shows its
+/// check's definition as its payload.
+const RUN_COLUMNS: &str = "id, check_id, kind,
+    CASE WHEN payload = '' AND check_id IS NOT NULL
+         THEN coalesce((SELECT c.spec FROM checks AS c WHERE c.id = runs.check_id), '{}')
+         ELSE payload END,
+    state, priority, run_at, attempts, max_attempts, dedup_key,
     lease_owner, lease_until, fence, enqueued_at, started_at, finished_at, status, exit_code, summary, result, last_error";
 
 fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {

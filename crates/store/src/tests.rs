@@ -489,6 +489,31 @@ async fn writer_batches_concurrent_writes_and_survives_a_failing_op() {
     let stats = store.writer_stats();
     assert_eq!(stats.operations, 200);
     assert!(stats.transactions <= 200);
+    // A failing write alone in its transaction (no savepoint) is rolled back whole too.
+    let alone = store
+        .write(|conn| {
+            queue::enqueue(conn, &new_run(0, 1, Some("alone".into())), 0)?;
+            Err::<i64, _>(StoreError::Invalid("refused".into()))
+        })
+        .await;
+    assert!(matches!(alone, Err(StoreError::Invalid(_))), "{alone:?}");
+    let after = store
+        .write(|conn| Ok(queue::enqueue(conn, &new_run(0, 1, Some("after".into())), 0)?.run_id))
+        .await;
+    assert!(after.is_ok(), "{after:?}");
+    let keys: Vec<String> = store
+        .read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT dedup_key FROM runs WHERE dedup_key IN ('alone', 'after') ORDER BY id",
+            )?;
+            let keys = statement
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(keys)
+        })
+        .await
+        .unwrap_or_default();
+    assert_eq!(keys, vec!["after".to_string()]);
     store.close().await;
     assert!(matches!(
         store.write(|_| Ok(())).await,
@@ -527,6 +552,54 @@ fn check_sync_rewrites_only_what_changed() {
         .map(|c| c.name)
         .collect();
     assert_eq!(names, vec!["a"]);
+}
+
+#[test]
+fn a_run_without_its_own_payload_runs_its_checks_definition() {
+    let conn = memory_db();
+    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n";
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
+    let check = checks::get_by_name(&conn, "a")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("check a"));
+    let run = NewRun {
+        check_id: Some(check.id),
+        kind: "check".to_string(),
+        payload: queue::CHECK_SPEC_PAYLOAD.to_string(),
+        ..new_run(0, 1, None)
+    };
+    let enqueued = queue::enqueue(&conn, &run, 1).unwrap_or_else(|e| panic!("{e}"));
+    // Nothing of the definition is stored with the run...
+    let stored: String = conn
+        .query_row(
+            "SELECT payload FROM runs WHERE id = ?1",
+            [enqueued.run_id],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored, "");
+    // ...yet reading and leasing it show the check's definition.
+    let row = queue::get(&conn, enqueued.run_id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("run"));
+    assert_eq!(row.payload, check.spec);
+    let leases = queue::lease(&conn, "w", 10, 1_000, 2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].payload, check.spec);
+    assert!(
+        leases[0].payload.contains("\"noop\""),
+        "{}",
+        leases[0].payload
+    );
+    // A run of a check that is gone shows an empty object.
+    conn.execute("DELETE FROM checks", [])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let row = queue::get(&conn, enqueued.run_id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("run"));
+    assert_eq!(row.payload, "{}");
 }
 
 #[test]

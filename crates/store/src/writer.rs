@@ -11,8 +11,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{StoreError, StoreOptions};
 
 /// An operation run inside the batch transaction. It returns the reply to send once the
-/// transaction's fate (committed or not) is known.
-type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// transaction's fate (committed or not) is known, and whether it succeeded. The flag says
+/// whether it shares the transaction with others: only then does it need a savepoint of its
+/// own (a savepoint copies each page before its first change, which a lone operation need not
+/// pay: if it fails, the whole transaction is rolled back instead).
+type Op = Box<dyn FnOnce(&Connection, bool) -> (Reply, bool) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
 /// Counters describing the writer's batching.
@@ -51,7 +54,7 @@ pub(crate) struct WriterHandle {
 }
 
 /// How often the checkpointer copies the WAL back into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Checkpoints the WAL from its own connection, so the writer's commits never pay for it
 /// (an auto-checkpoint inside a commit stalls every write behind it for milliseconds).
@@ -111,15 +114,21 @@ impl WriterHandle {
             .and_then(|guard| guard.as_ref().cloned())
             .ok_or(StoreError::Closed)?;
         let (reply_to, reply) = oneshot::channel::<Result<T, StoreError>>();
-        let boxed: Op = Box::new(move |conn: &Connection| {
-            let outcome = run_in_savepoint(conn, op);
-            Box::new(move |commit: Result<(), &StoreError>| {
+        let boxed: Op = Box::new(move |conn: &Connection, shared: bool| {
+            let outcome = if shared {
+                run_in_savepoint(conn, op)
+            } else {
+                op(conn)
+            };
+            let succeeded = outcome.is_ok();
+            let reply: Reply = Box::new(move |commit: Result<(), &StoreError>| {
                 let result = match commit {
                     Ok(()) => outcome,
                     Err(error) => Err(StoreError::Invalid(format!("write not committed: {error}"))),
                 };
                 let _ = reply_to.send(result);
-            })
+            });
+            (reply, succeeded)
         });
         sender.send(boxed).await.map_err(|_| StoreError::Closed)?;
         reply.await.map_err(|_| StoreError::Closed)?
@@ -215,17 +224,31 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Op>, max_batch: usize, cou
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
         match begun {
             Ok(()) => {
+                let shared = batch.len() > 1;
+                let mut failed_alone = false;
                 for op in batch.drain(..) {
-                    replies.push(op(&conn));
+                    let (reply, succeeded) = op(&conn, shared);
+                    failed_alone |= !shared && !succeeded;
+                    replies.push(reply);
                 }
-                let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
-                if let Err(error) = &committed {
-                    counters.failed_commits.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(%error, operations = size, "store commit failed");
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                for reply in replies {
-                    reply(committed.as_ref().map(|_| ()));
+                if failed_alone {
+                    // A lone operation failed: undo it whole (its caller gets its own error).
+                    if let Err(error) = conn.execute_batch("ROLLBACK") {
+                        tracing::error!(%error, "store rollback failed");
+                    }
+                    for reply in replies {
+                        reply(Ok(()));
+                    }
+                } else {
+                    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+                    if let Err(error) = &committed {
+                        counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(%error, operations = size, "store commit failed");
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    for reply in replies {
+                        reply(committed.as_ref().map(|_| ()));
+                    }
                 }
             }
             Err(error) => {

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::TryRecvError;
@@ -234,6 +236,15 @@ async fn filtered_subscriptions_get_only_batches_with_their_checks() {
             seen_all = event.seq;
         }
     }
+    // The fan-out marks its position after handing the batch out, so the unfiltered stream may
+    // show the last event a moment before the filtered subscription counts as settled.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while subscription.dispatched.load(Ordering::Acquire) < last {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the fan-out never reached seq {last}"));
     let mut got_c2 = Vec::new();
     let mut batches = 0;
     while let Ok(batch) = subscription.try_recv() {
