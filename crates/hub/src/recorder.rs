@@ -75,37 +75,35 @@ pub(crate) async fn run_observed(
 /// write fails (series created in it were rolled back with it).
 pub(crate) type SeriesIds = Arc<std::sync::Mutex<SeriesIdCache>>;
 
-/// Most series have no labels (`{}`): those are keyed by name alone, one allocation each (at
-/// 10,000 checks with seven series apiece this is megabytes, so it is kept lean).
+/// Keyed by a 128-bit hash of name and labels rather than by the strings: at 10,000 checks
+/// with seven series apiece the strings and their allocations were megabytes. Two distinct
+/// series sharing a 128-bit BLAKE3 prefix is not a practical concern.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesIdCache {
-    plain: HashMap<Box<str>, i64>,
-    labelled: HashMap<(Box<str>, Box<str>), i64>,
+    ids: HashMap<u128, i64>,
 }
 
 impl SeriesIdCache {
+    fn key(series: &str, labels: &str) -> u128 {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&(series.len() as u64).to_le_bytes());
+        hasher.update(series.as_bytes());
+        hasher.update(labels.as_bytes());
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        u128::from_le_bytes(first)
+    }
+
     fn get(&self, series: &str, labels: &str) -> Option<i64> {
-        if labels == "{}" {
-            self.plain.get(series).copied()
-        } else {
-            self.labelled
-                .get(&(Box::from(series), Box::from(labels)))
-                .copied()
-        }
+        self.ids.get(&SeriesIdCache::key(series, labels)).copied()
     }
 
     fn insert(&mut self, series: &str, labels: &str, id: i64) {
-        if labels == "{}" {
-            self.plain.insert(Box::from(series), id);
-        } else {
-            self.labelled
-                .insert((Box::from(series), Box::from(labels)), id);
-        }
+        self.ids.insert(SeriesIdCache::key(series, labels), id);
     }
 
     pub(crate) fn clear(&mut self) {
-        self.plain = HashMap::new();
-        self.labelled = HashMap::new();
+        self.ids = HashMap::new();
     }
 }
 
