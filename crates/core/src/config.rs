@@ -160,6 +160,24 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
+    /// Every kind's [`name`](CheckKind::name).
+    pub const NAMES: &'static [&'static str] = &[
+        "exec",
+        "noop",
+        "http",
+        "tcp",
+        "dns",
+        "icmp",
+        "tls",
+        "host",
+        "heartbeat",
+    ];
+
+    /// The kind named `text` as its static name, if there is one.
+    pub fn static_name(text: &str) -> Option<&'static str> {
+        CheckKind::NAMES.iter().copied().find(|name| *name == text)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             CheckKind::Exec(_) => "exec",

@@ -1042,10 +1042,11 @@ async fn list_checks(
             limit + 1
         },
     };
-    let rows = state
+    let mut rows = state
         .store
         .read(move |conn| warden_store::checks::list_status(conn, &listing))
         .await?;
+    state.bus.freshen(&mut rows);
     let heartbeats = heartbeat_rows(&state, &caller).await?;
     let mut checks: Vec<CheckView<'_>> = Vec::with_capacity(limit.min(rows.len()));
     let mut next_after = None;
@@ -1096,11 +1097,12 @@ async fn get_check(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let lookup = name.clone();
-    let row = state
+    let mut row = state
         .store
         .read(move |conn| warden_store::checks::get_by_name(conn, &lookup))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("check `{name}` not found")))?;
+    state.bus.freshen(std::slice::from_mut(&mut row));
     let heartbeats = heartbeat_rows(&state, &caller).await?;
     Ok(Json(
         serde_json::to_value(check_view(&state, &row, heartbeats.get(&row.id)))

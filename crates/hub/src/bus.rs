@@ -370,39 +370,63 @@ impl Bus {
     /// If dropped while waiting for the recorder, the event was already numbered and shown live
     /// but may not be recorded.
     pub async fn publish(&self, kind: EventKind) -> u64 {
-        let event = {
+        self.publish_all(std::iter::once(kind)).await
+    }
+
+    /// Publishes several events as one: numbered one after the other under one lock, then
+    /// handed to the alerter and the recorder together, so their tasks wake once for the lot
+    /// rather than once per event. Returns the last sequence number (the one before the first
+    /// when there was nothing to publish).
+    ///
+    /// # Cancel safety
+    /// As [`Bus::publish`]: every event is numbered and shown live before the first wait.
+    pub async fn publish_all(&self, kinds: impl IntoIterator<Item = EventKind>) -> u64 {
+        let events: Vec<Arc<Event>> = {
             let mut state = self.inner.lock_state();
             let published_us = now_us();
-            let check = state.live_state.apply(&kind, published_us / 1_000);
-            let event = Arc::new(Event {
-                seq: state.next_seq,
-                kind,
-                published_us,
-                check,
-                wire: OnceLock::new(),
-            });
-            state.next_seq += 1;
-            state.remember(&event, &self.inner.options);
-            // A full buffer means this send evicts an event some subscriber has not seen yet.
-            if self.inner.live.len() >= self.inner.live_slots {
-                self.inner.stats.lagged.fetch_add(1, Ordering::Relaxed);
+            let mut events = Vec::new();
+            for kind in kinds {
+                let check = state.live_state.apply(&kind, published_us / 1_000);
+                let event = Arc::new(Event {
+                    seq: state.next_seq,
+                    kind,
+                    published_us,
+                    check,
+                    wire: OnceLock::new(),
+                });
+                state.next_seq += 1;
+                state.remember(&event, &self.inner.options);
+                // A full buffer means this send evicts an event some subscriber has not seen.
+                if self.inner.live.len() >= self.inner.live_slots {
+                    self.inner.stats.lagged.fetch_add(1, Ordering::Relaxed);
+                }
+                // Under the lock, so live subscribers see sequence numbers in order.
+                let _ = self.inner.live.send(Arc::clone(&event));
+                events.push(event);
             }
-            // Under the lock, so live subscribers see sequence numbers in order.
-            let _ = self.inner.live.send(Arc::clone(&event));
-            event
+            if events.is_empty() {
+                return state.next_seq - 1;
+            }
+            events
         };
-        self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
-        let seq = event.seq;
-        if let EventKind::RunFinished { .. } = &event.kind
-            && let Some(alerter) = self.inner.alerter.get()
-            && alerter.send(Arc::clone(&event)).await.is_err()
-        {
-            tracing::debug!(seq, "alerter is gone; run not evaluated");
+        self.inner
+            .stats
+            .published
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        let last = events.last().map_or(0, |event| event.seq);
+        if let Some(alerter) = self.inner.alerter.get() {
+            let finished: Vec<&Arc<Event>> = events
+                .iter()
+                .filter(|event| matches!(event.kind, EventKind::RunFinished { .. }))
+                .collect();
+            if !finished.is_empty() && !send_all(alerter, finished.into_iter()).await {
+                tracing::debug!(last, "alerter is gone; runs not evaluated");
+            }
         }
-        if self.inner.recorder.send(event).await.is_err() {
-            tracing::warn!(seq, "recorder is gone; event not recorded");
+        if !send_all(&self.inner.recorder, events.iter()).await {
+            tracing::warn!(last, "recorder is gone; events not recorded");
         }
-        seq
+        last
     }
 
     /// The alerter's tap: every later `RunFinished`, through a channel bounded at `capacity`
@@ -477,6 +501,16 @@ impl Bus {
         state.live_state = live_state;
     }
 
+    /// Brings stored check rows up to the live state's latest run where it is newer: a run that
+    /// keeps its check's status reaches the check's row only later (see `worker`), but it is on
+    /// the bus as soon as it is stored.
+    pub(crate) fn freshen(&self, rows: &mut [warden_store::checks::CheckRow]) {
+        let state = self.inner.lock_state();
+        for row in rows {
+            state.live_state.freshen(row);
+        }
+    }
+
     /// The sequence number the next event will get.
     pub fn next_seq(&self) -> u64 {
         self.inner.lock_state().next_seq
@@ -517,6 +551,25 @@ impl BusState {
             self.replay_bytes -= old.approx_bytes();
         }
     }
+}
+
+/// Sends every event in order, waiting for room as needed (as many permits at once as the
+/// channel can give, so a waiting receiver is woken once per lot); false when it is closed.
+async fn send_all<'a>(
+    channel: &mpsc::Sender<Arc<Event>>,
+    events: impl ExactSizeIterator<Item = &'a Arc<Event>>,
+) -> bool {
+    let mut events = events.peekable();
+    while events.peek().is_some() {
+        let want = events.len().min(channel.max_capacity()).max(1);
+        let Ok(permits) = channel.reserve_many(want).await else {
+            return false;
+        };
+        for (permit, event) in permits.zip(events.by_ref()) {
+            permit.send(Arc::clone(event));
+        }
+    }
+    true
 }
 
 /// Wall-clock microseconds since the Unix epoch.

@@ -148,7 +148,13 @@ impl Hub {
                 .map_err(|error| HubError::Internal(error.to_string()))??;
         let checks = config.checks.clone();
         let report = store
-            .write(move |conn| warden_store::checks::sync(conn, &checks, warden_store::now_ms()))
+            .write(move |conn| {
+                let report = warden_store::checks::sync(conn, &checks, warden_store::now_ms())?;
+                // Runs that kept their check's status are written to its row in lots; a crash
+                // can leave the row behind its latest run (never its status).
+                warden_store::checks::repair_last_runs(conn)?;
+                Ok(report)
+            })
             .await?;
         tracing::info!(
             added = report.added.len(),
@@ -413,30 +419,27 @@ impl SlotSink for StoreSink {
             .store
             .write(move |conn| {
                 let now = warden_store::now_ms();
-                let outcomes = scheduler::enqueue_slots(conn, &slots, now)?;
-                let leases = handoff.lease(conn, now)?;
-                Ok((outcomes, leases))
+                handoff.enqueue_and_lease(conn, &slots, now)
             })
             .await;
-        let (outcomes, leases) = match outcomes {
+        let (outcomes, leases, inserted) = match outcomes {
             Ok(written) => written,
             Err(error) => {
                 tracing::error!(%error, "cannot enqueue due checks");
                 return;
             }
         };
+        let mut events = Vec::with_capacity(outcomes.len() + inserted);
         let mut enqueued = 0;
-        for ((check_id, name), outcome) in names.into_iter().zip(outcomes) {
+        for ((check_id, name), outcome) in names.iter().zip(outcomes) {
             match outcome {
                 SlotOutcome::Enqueued(run_id) => {
                     enqueued += 1;
-                    self.bus
-                        .publish(EventKind::RunQueued {
-                            run_id,
-                            check_id: Some(check_id),
-                            check: Some(name.to_string()),
-                        })
-                        .await;
+                    events.push(EventKind::RunQueued {
+                        run_id,
+                        check_id: Some(*check_id),
+                        check: Some(name.to_string()),
+                    });
                 }
                 SlotOutcome::Skipped => {
                     tracing::debug!(check = %name, "slot skipped: previous run still going")
@@ -446,9 +449,26 @@ impl SlotSink for StoreSink {
                 }
             }
         }
+        // The runs enqueued already leased to the pool start now: announced with their
+        // `RunQueued`, in one burst, so the pool does not announce them again.
+        let names: std::collections::HashMap<i64, &Arc<str>> =
+            names.iter().map(|(id, name)| (*id, name)).collect();
+        for lease in leases.iter().take(inserted) {
+            events.push(EventKind::RunStarted {
+                run_id: lease.run_id,
+                check_id: lease.check_id,
+                check: lease
+                    .check_id
+                    .and_then(|id| names.get(&id))
+                    .map(|name| name.to_string()),
+                attempt: lease.attempt,
+                worker: self.handoff.owner().to_string(),
+            });
+        }
+        self.bus.publish_all(events).await;
         // After the announcements, so a run's `RunStarted` never comes before its `RunQueued`.
         let handed = leases.len();
-        if !self.handoff.give(leases) {
+        if !self.handoff.give(leases, inserted) {
             tracing::warn!(handed, "the local pool has stopped; its leases will expire");
         }
         if enqueued > handed {

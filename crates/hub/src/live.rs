@@ -702,6 +702,19 @@ impl LiveState {
         }
     }
 
+    /// Takes the latest run's id, time and summary from the live state where it is newer than
+    /// the row's (the status is written to the row as it changes, so the row has it).
+    pub(crate) fn freshen(&self, row: &mut CheckRow) {
+        let Some(live) = self.checks.get(&row.id) else {
+            return;
+        };
+        if live.last_run_id > row.last_run_id {
+            row.last_run_id = live.last_run_id;
+            row.last_run_at = live.last_run_at;
+            row.summary.clone_from(&live.summary);
+        }
+    }
+
     /// Copies the state (pointers only) as of `seq`.
     pub(crate) fn snapshot(&self, seq: u64) -> Snapshot {
         Snapshot {

@@ -12,7 +12,7 @@
 //! Cardinality is bounded: labels are check names, check kinds, route templates (never raw
 //! paths), fixed reason/status sets, and at most [`MAX_SERIES_PER_CHECK`] series per check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +36,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use warden_core::Status;
+use warden_core::config::CheckKind;
 use warden_store::checks::CheckRow;
 use warden_store::{Store, WriterStats};
 
@@ -69,12 +70,12 @@ const RECORDER_BATCH_BUCKETS: [f64; 12] = [
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
-    kind: String,
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FinishedLabels {
-    kind: String,
+    kind: &'static str,
     status: &'static str,
 }
 
@@ -327,16 +328,16 @@ impl Metrics {
         }
     }
 
-    fn kind_of(&self, check: Option<&str>) -> String {
+    fn kind_of(&self, check: Option<&str>) -> &'static str {
         let Some(name) = check else {
-            return "none".to_string();
+            return "none";
         };
         self.inner
             .checks
             .lock()
             .ok()
-            .and_then(|table| table.checks.get(name).map(|entry| entry.kind.clone()))
-            .unwrap_or_else(|| "unknown".to_string())
+            .and_then(|table| table.checks.get(name).map(|entry| entry.kind))
+            .unwrap_or("unknown")
     }
 
     /// Applies one event; true when it named a check the table does not know and a reload is
@@ -361,21 +362,6 @@ impl Metrics {
                 reason,
                 ..
             } => {
-                let kind = self.kind_of(check.as_deref());
-                self.inner
-                    .runs_finished
-                    .get_or_create(&FinishedLabels {
-                        kind: kind.clone(),
-                        status: status.as_str(),
-                    })
-                    .inc();
-                self.inner
-                    .run_duration
-                    .get_or_create(&KindLabels { kind })
-                    .observe(*duration_ms as f64 / 1000.0);
-                let Some(name) = check else {
-                    return false;
-                };
                 let finished = FinishedRun {
                     run_id: *run_id,
                     status: *status,
@@ -384,10 +370,28 @@ impl Metrics {
                     samples,
                     reason: *reason,
                 };
-                let known = match self.inner.checks.lock() {
-                    Ok(mut table) => table.record(name, &finished),
-                    Err(_) => true,
+                // The check's kind and its new values in one look-up.
+                let (kind, known) = match check.as_deref() {
+                    None => ("none", true),
+                    Some(name) => match self.inner.checks.lock() {
+                        Ok(mut table) => match table.record(name, &finished) {
+                            Some(kind) => (kind, true),
+                            None => ("unknown", false),
+                        },
+                        Err(_) => ("unknown", true),
+                    },
                 };
+                self.inner
+                    .runs_finished
+                    .get_or_create(&FinishedLabels {
+                        kind,
+                        status: status.as_str(),
+                    })
+                    .inc();
+                self.inner
+                    .run_duration
+                    .get_or_create(&KindLabels { kind })
+                    .observe(*duration_ms as f64 / 1000.0);
                 !known && self.unknown_reload_due()
             }
             EventKind::RunQueued { .. }
@@ -527,14 +531,16 @@ struct FinishedRun<'a> {
 /// The latest state of every configured check.
 #[derive(Debug, Default)]
 struct CheckTable {
-    checks: BTreeMap<String, CheckEntry>,
+    /// By name; hashed, not ordered: every run looks its check up, and at 10,000 checks an
+    /// ordered map's look-up was a dozen cache misses. Scrapes sort.
+    checks: HashMap<String, CheckEntry>,
     /// Series names (without the check prefix) once each, shared by every check's values.
     names: std::collections::HashSet<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
 struct CheckEntry {
-    kind: String,
+    kind: &'static str,
     status: Option<Status>,
     last_run_id: Option<i64>,
     last_run_at_ms: Option<i64>,
@@ -555,7 +561,7 @@ impl CheckTable {
         let mut old = std::mem::take(&mut self.checks);
         for row in rows {
             let mut entry = old.remove(&row.name).unwrap_or_default();
-            entry.kind.clone_from(&row.kind);
+            entry.kind = CheckKind::static_name(&row.kind).unwrap_or("unknown");
             if row.last_run_id >= entry.last_run_id {
                 entry.status = row.status.as_deref().and_then(Status::parse);
                 entry.last_run_id = row.last_run_id;
@@ -565,22 +571,24 @@ impl CheckTable {
         }
     }
 
-    /// Records a finished run of `name`; false when the check is not in the table.
-    fn record(&mut self, name: &str, run: &FinishedRun<'_>) -> bool {
-        let Some(entry) = self.checks.get_mut(name) else {
-            return false;
-        };
+    /// Records a finished run of `name`; its kind, or `None` when the check is not in the table.
+    fn record(&mut self, name: &str, run: &FinishedRun<'_>) -> Option<&'static str> {
+        let entry = self.checks.get_mut(name)?;
+        let kind = entry.kind;
         if let Some(reason) = failure_reason(run.status, run.reason) {
             *entry.failures.entry(reason).or_default() += 1;
         }
         // Like the store: a run older than the latest recorded one does not set the status.
         if entry.last_run_id.is_some_and(|last| last > run.run_id) {
-            return true;
+            return Some(kind);
         }
         entry.status = Some(run.status);
         entry.last_run_id = Some(run.run_id);
         entry.last_run_at_ms = Some(run.finished_at);
         entry.duration_seconds = Some(run.duration_ms as f64 / 1000.0);
+        if run.samples.is_empty() && entry.values.is_empty() {
+            return Some(kind);
+        }
         entry.values.clear();
         let prefix = format!("{name}.");
         for point in run.samples {
@@ -609,7 +617,7 @@ impl CheckTable {
         }
         entry.values.sort_by(|a, b| a.0.cmp(&b.0));
         entry.values.shrink_to_fit();
-        true
+        Some(kind)
     }
 }
 
@@ -773,7 +781,8 @@ impl Collector for ChecksCollector {
         let Ok(table) = self.table.lock() else {
             return Ok(());
         };
-        let checks = &table.checks;
+        let checks: BTreeMap<&String, &CheckEntry> = table.checks.iter().collect();
+        let checks = &checks;
         let with_status = || {
             checks
                 .iter()
@@ -789,7 +798,7 @@ impl Collector for ChecksCollector {
             )?;
             for (name, entry, status) in with_status() {
                 metric
-                    .encode_family(&[("check", name.as_str()), ("kind", entry.kind.as_str())])?
+                    .encode_family(&[("check", name.as_str()), ("kind", entry.kind)])?
                     .encode_gauge(&i64::from(status.exit_code()))?;
             }
             let mut metric = encoder.encode_descriptor(
@@ -879,7 +888,7 @@ fn per_check(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    checks: &BTreeMap<String, CheckEntry>,
+    checks: &BTreeMap<&String, &CheckEntry>,
     value: impl Fn(&CheckEntry) -> Option<f64>,
 ) -> fmt::Result {
     if !checks.values().any(|entry| value(entry).is_some()) {

@@ -124,6 +124,16 @@ pub(crate) fn store_result(
     if let Some(check_id) = check_id {
         warden_store::checks::record_status(conn, check_id, run_id, status, summary, finished_at)?;
     }
+    resolve_samples(conn, cache, produced, points)
+}
+
+/// Appends a run's samples to `points` with their series ids (created when new).
+pub(crate) fn resolve_samples(
+    conn: &warden_store::Connection,
+    cache: &SeriesIds,
+    produced: &[SamplePoint],
+    points: &mut Vec<Sample>,
+) -> Result<(), warden_store::StoreError> {
     for point in produced {
         let cached = cache
             .lock()

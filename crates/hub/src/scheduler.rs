@@ -333,6 +333,27 @@ pub fn enqueue_slots(
     slots: &[DueSlot],
     now: i64,
 ) -> Result<Vec<SlotOutcome>, StoreError> {
+    enqueue_slots_leasing(conn, slots, now, None).map(|(outcomes, _)| outcomes)
+}
+
+/// A worker taking up to `room` of the runs being enqueued at once ([`enqueue_slots_leasing`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Leasing<'a> {
+    pub to: queue::LeaseTo<'a>,
+    pub room: usize,
+}
+
+/// [`enqueue_slots`], enqueuing up to `leasing.room` of the runs already leased to its worker
+/// (`queue::enqueue_leased`: one insert per run instead of an insert and a lease). Runs of
+/// checks with `overlap = "queue"` are always queued (their concurrency key keeps them one at a
+/// time). Returns the outcomes, one per slot, and the leases taken.
+pub fn enqueue_slots_leasing(
+    conn: &Connection,
+    slots: &[DueSlot],
+    now: i64,
+    leasing: Option<Leasing<'_>>,
+) -> Result<(Vec<SlotOutcome>, Vec<queue::Lease>), StoreError> {
+    let mut leases = Vec::new();
     let mut outcomes = Vec::with_capacity(slots.len());
     for slot in slots {
         let live_limit = match slot.overlap {
@@ -340,12 +361,6 @@ pub fn enqueue_slots(
             Overlap::Queue => Some(QUEUE_OVERLAP_LIMIT),
             Overlap::Allow => None,
         };
-        if let Some(limit) = live_limit
-            && queue::live_runs_of_check(conn, slot.check_id)? >= limit
-        {
-            outcomes.push(SlotOutcome::Skipped);
-            continue;
-        }
         let run = NewRun {
             check_id: Some(slot.check_id),
             kind: "check".to_string(),
@@ -358,12 +373,19 @@ pub fn enqueue_slots(
             concurrency_key: (slot.overlap == Overlap::Queue)
                 .then(|| format!("check:{}", slot.check_id)),
         };
-        let enqueued = queue::enqueue(conn, &run, now)?;
-        outcomes.push(if enqueued.deduplicated {
-            SlotOutcome::Duplicate(enqueued.run_id)
-        } else {
-            SlotOutcome::Enqueued(enqueued.run_id)
-        });
+        let lease_to = leasing
+            .filter(|leasing| run.concurrency_key.is_none() && leases.len() < leasing.room)
+            .map(|leasing| leasing.to);
+        outcomes.push(
+            match queue::enqueue_slot(conn, &run, live_limit, lease_to, now)? {
+                queue::Slot::Added { run_id, lease } => {
+                    leases.extend(lease);
+                    SlotOutcome::Enqueued(run_id)
+                }
+                queue::Slot::Duplicate(run_id) => SlotOutcome::Duplicate(run_id),
+                queue::Slot::Skipped => SlotOutcome::Skipped,
+            },
+        );
     }
-    Ok(outcomes)
+    Ok((outcomes, leases))
 }

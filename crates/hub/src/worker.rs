@@ -102,8 +102,8 @@ pub struct WorkerPool {
     /// Free run slots.
     slots: Arc<Semaphore>,
     /// Leases taken for the pool by someone else's write (the scheduler's enqueue).
-    handed: mpsc::UnboundedReceiver<Vec<Lease>>,
-    hand: mpsc::UnboundedSender<Vec<Lease>>,
+    handed: mpsc::UnboundedReceiver<Handed>,
+    hand: mpsc::UnboundedSender<Handed>,
     specs: CheckSpecs,
 }
 
@@ -112,7 +112,7 @@ pub struct WorkerPool {
 /// The runs are in the queue, leased and fenced as if the pool had leased them itself.
 #[derive(Clone)]
 pub(crate) struct Handoff {
-    hand: mpsc::UnboundedSender<Vec<Lease>>,
+    hand: mpsc::UnboundedSender<Handed>,
     specs: CheckSpecs,
     slots: Arc<Semaphore>,
     owner: Arc<str>,
@@ -120,13 +120,34 @@ pub(crate) struct Handoff {
 }
 
 impl Handoff {
-    /// Leases what the pool has room for (inside the caller's write).
-    pub(crate) fn lease(
+    /// Enqueues due slots (inside the caller's write), those the pool has room for already
+    /// leased to it, then leases other due runs with the room left.
+    pub(crate) fn enqueue_and_lease(
         &self,
         conn: &warden_store::Connection,
+        slots: &[crate::scheduler::DueSlot],
         now: i64,
-    ) -> Result<Vec<Lease>, StoreError> {
-        self.lease_up_to(conn, self.slots.available_permits(), now)
+    ) -> Result<(Vec<crate::scheduler::SlotOutcome>, Vec<Lease>, usize), StoreError> {
+        let room = self.slots.available_permits();
+        let leasing = crate::scheduler::Leasing {
+            to: queue::LeaseTo {
+                owner: &self.owner,
+                lease_until: now.saturating_add(self.lease_ms.max(1)),
+            },
+            room,
+        };
+        let (outcomes, mut leases) =
+            crate::scheduler::enqueue_slots_leasing(conn, slots, now, Some(leasing))?;
+        let specs = &self.specs;
+        for lease in &mut leases {
+            queue::resolve_payload(conn, lease, &|check_id| {
+                specs.get(&check_id).map(|spec| spec.to_string())
+            })?;
+        }
+        let inserted = leases.len();
+        let more = self.lease_up_to(conn, room.saturating_sub(inserted), now)?;
+        leases.extend(more);
+        Ok((outcomes, leases, inserted))
     }
 
     /// Leases up to `free` due runs of the kinds the pool runs, in the pool's name.
@@ -150,9 +171,21 @@ impl Handoff {
 
     /// Gives the pool leases taken for it; false when the pool has stopped (the leases then
     /// expire and go back to the queue).
-    pub(crate) fn give(&self, leases: Vec<Lease>) -> bool {
-        leases.is_empty() || self.hand.send(leases).is_ok()
+    pub(crate) fn give(&self, leases: Vec<Lease>, announced: usize) -> bool {
+        leases.is_empty() || self.hand.send(Handed { leases, announced }).is_ok()
     }
+
+    /// The name runs leased for the pool are held under (`RunStarted.worker`).
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+}
+
+/// Leases handed to the pool; the first `announced` of them were announced (`RunStarted`) by
+/// whoever took them, in the same burst as their `RunQueued`.
+pub(crate) struct Handed {
+    leases: Vec<Lease>,
+    announced: usize,
 }
 
 /// A finished attempt on its way to the store.
@@ -236,14 +269,14 @@ impl WorkerPool {
         loop {
             // Leases handed over by the scheduler first; then wait for a free slot (or more
             // handed leases) before leasing.
-            while let Ok(leases) = handed.try_recv() {
-                self.start(leases, None, &slots, &runs, &abort, &completions)
+            while let Ok(Handed { leases, announced }) = handed.try_recv() {
+                self.start(leases, announced, None, &slots, &runs, &abort, &completions)
                     .await;
             }
             let first = tokio::select! {
                 () = stop.cancelled() => break,
-                Some(leases) = handed.recv() => {
-                    self.start(leases, None, &slots, &runs, &abort, &completions).await;
+                Some(Handed { leases, announced }) = handed.recv() => {
+                    self.start(leases, announced, None, &slots, &runs, &abort, &completions).await;
                     continue;
                 }
                 permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -266,15 +299,15 @@ impl WorkerPool {
                 drop(first);
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    Some(leases) = handed.recv() => {
-                        self.start(leases, None, &slots, &runs, &abort, &completions).await;
+                    Some(Handed { leases, announced }) = handed.recv() => {
+                        self.start(leases, announced, None, &slots, &runs, &abort, &completions).await;
                     }
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.options.idle_poll) => {}
                 }
                 continue;
             }
-            self.start(leases, Some(first), &slots, &runs, &abort, &completions)
+            self.start(leases, 0, Some(first), &slots, &runs, &abort, &completions)
                 .await;
         }
         // Leases handed over but not started expire and go back to the queue.
@@ -286,10 +319,15 @@ impl WorkerPool {
         heartbeats.abort();
     }
 
-    /// Starts a task per lease, each holding a run slot (`first` is one already held).
+    /// Starts the leased runs, each holding a run slot (`first` is one already held): announces
+    /// them all at once (`RunStarted`; the first `announced` were announced already), then
+    /// finishes the trivial ones (`noop`) on the spot and gives every other one a task of its
+    /// own.
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         leases: Vec<Lease>,
+        announced: usize,
         first: Option<tokio::sync::OwnedSemaphorePermit>,
         slots: &Arc<Semaphore>,
         runs: &TaskTracker,
@@ -297,14 +335,46 @@ impl WorkerPool {
         completions: &mpsc::Sender<Finished>,
     ) {
         let mut permits: Vec<_> = first.into_iter().collect();
+        let mut starting = Vec::with_capacity(leases.len());
         for lease in leases {
             let permit = match permits.pop() {
                 Some(permit) => permit,
                 None => match Arc::clone(slots).acquire_owned().await {
                     Ok(permit) => permit,
+                    // Closed: the pool is stopping; the rest of the leases expire.
                     Err(_) => break,
                 },
             };
+            let config: Result<CheckConfig, _> = serde_json::from_str(&lease.payload);
+            starting.push((lease, config, permit));
+        }
+        self.bus
+            .publish_all(
+                starting
+                    .iter()
+                    .skip(announced)
+                    .map(|(lease, config, _)| EventKind::RunStarted {
+                        run_id: lease.run_id,
+                        check_id: lease.check_id,
+                        check: config.as_ref().ok().map(|c| c.name.clone()),
+                        attempt: lease.attempt,
+                        worker: self.options.owner.clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .await;
+        for (lease, config, permit) in starting {
+            let started = Instant::now();
+            if let Ok(config) = &config
+                && lease.kind == "check"
+                && matches!(config.kind, CheckKind::Noop)
+            {
+                let outcome = Judged::plain(Status::Ok, "ok");
+                let finished = finished(&lease, Some(config.name.clone()), outcome, started);
+                drop(permit);
+                report(completions, finished).await;
+                continue;
+            }
             let cancel = abort.child_token();
             if let Ok(mut map) = self.in_flight.lock() {
                 map.insert(
@@ -324,10 +394,75 @@ impl WorkerPool {
                 completions: completions.clone(),
             };
             runs.spawn(async move {
-                job.execute(lease, cancel).await;
+                job.execute(lease, config, started, cancel).await;
                 drop(permit);
             });
         }
+    }
+}
+
+/// Hands a finished attempt to the completer (waiting for room).
+async fn report(completions: &mpsc::Sender<Finished>, finished: Finished) {
+    let run_id = finished.run_id;
+    if completions.send(finished).await.is_err() {
+        tracing::warn!(
+            run_id,
+            "the pool stopped before this result could be recorded"
+        );
+    }
+}
+
+/// A run's `result` column: details beyond its status and summary.
+#[derive(serde::Serialize)]
+struct RunResult<'a> {
+    duration_ms: i64,
+    timed_out: bool,
+    reason: Option<&'static str>,
+    notes: &'a [String],
+    perfdata: Vec<PerfValue<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct PerfValue<'a> {
+    series: &'a str,
+    value: f64,
+}
+
+/// A judged attempt in the shape the completer writes.
+fn finished(lease: &Lease, check: Option<String>, outcome: Judged, started: Instant) -> Finished {
+    let finished_at = warden_store::now_ms();
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let samples = samples_of(check.as_deref().unwrap_or("run"), &outcome, finished_at);
+    let result = RunResult {
+        duration_ms,
+        timed_out: outcome.timed_out,
+        reason: outcome.reason,
+        notes: &outcome.notes,
+        perfdata: samples
+            .iter()
+            .map(|s| PerfValue {
+                series: &s.series,
+                value: s.value,
+            })
+            .collect(),
+    };
+    let completion = Completion {
+        status: Some(outcome.status.as_str().to_string()),
+        exit_code: outcome.exit_code,
+        summary: Some(outcome.summary.clone()),
+        // Plain numbers, strings and lists: serialising cannot fail.
+        result: serde_json::to_string(&result).ok(),
+    };
+    Finished {
+        run_id: lease.run_id,
+        fence: lease.fence,
+        check_id: lease.check_id,
+        check,
+        completion,
+        outcome,
+        duration_ms,
+        finished_at,
+        samples,
     }
 }
 
@@ -336,19 +471,57 @@ const COMPLETIONS: usize = 4_096;
 /// Most attempts completed in one write.
 const COMPLETE_BATCH: usize = 512;
 
+/// How long a check's latest run that kept its status may wait to be written to its row
+/// (`checks.last_run_id`, `last_run_at`, `summary`). Live views, the API and `/metrics` show
+/// it at once from the bus; the row catches up within this, at shutdown, or after a crash
+/// from the runs themselves (`checks::repair_last_runs` at start).
+const LAST_RUNS_EVERY: Duration = Duration::from_secs(10);
+
+/// A check's latest run that kept its status, not written to its row yet.
+struct PendingLastRun {
+    run_id: i64,
+    status: Status,
+    summary: String,
+    at: i64,
+}
+
 /// Writes finished attempts, everything waiting in one write: each result through the queue's
-/// fencing, and with it the check's latest status and the run's samples; then announces them
-/// (`RunFinished`, already stored). An attempt whose fence no longer holds is not announced.
+/// fencing, and with it the run's samples and, when the run changes it, the check's status;
+/// then announces them (`RunFinished`, already stored). An attempt whose fence no longer holds
+/// is not announced. A run that keeps its check's status is written to the check's row later,
+/// with every other such run, at most every [`LAST_RUNS_EVERY`]: at a thousand runs a second
+/// one row per run was a random page written per run.
 async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Finished>) {
     let series_ids = crate::recorder::SeriesIds::default();
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
-    while finished.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+    let mut pending: HashMap<i64, PendingLastRun> = HashMap::new();
+    let mut last_flush = Instant::now();
+    loop {
+        let flush_at = last_flush + LAST_RUNS_EVERY;
+        // Cancel safety: `recv_many` is cancel-safe (nothing is lost when the sleep wins).
+        let received = tokio::select! {
+            received = finished.recv_many(&mut batch, COMPLETE_BATCH) => received,
+            () = tokio::time::sleep_until(flush_at.into()), if !pending.is_empty() => usize::MAX,
+        };
+        if received == 0 {
+            break;
+        }
+        let flush: Vec<warden_store::checks::LastRun> = if last_flush.elapsed() >= LAST_RUNS_EVERY {
+            last_flush = Instant::now();
+            pending
+                .drain()
+                .map(|(check_id, run)| last_run(check_id, run))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let taken = std::mem::take(&mut batch);
         let cache = Arc::clone(&series_ids);
         let written = store
             .write(move |conn| {
                 let mut points = Vec::new();
                 let mut accepted = Vec::with_capacity(taken.len());
+                let mut kept = Vec::new();
                 for item in taken {
                     // A refused result is this attempt's alone: the others still go in.
                     match queue::complete(
@@ -365,27 +538,58 @@ async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Fini
                         }
                         Err(error) => return Err(error),
                     }
-                    crate::recorder::store_result(
-                        conn,
-                        &cache,
-                        item.check_id,
-                        item.run_id,
-                        item.outcome.status.as_str(),
-                        &item.outcome.summary,
-                        item.finished_at,
-                        &item.samples,
-                        &mut points,
-                    )?;
+                    if let Some(check_id) = item.check_id {
+                        let changed = warden_store::checks::record_status_if_changed(
+                            conn,
+                            check_id,
+                            item.run_id,
+                            item.outcome.status.as_str(),
+                            &item.outcome.summary,
+                            item.finished_at,
+                        )?;
+                        kept.push(!changed);
+                    } else {
+                        kept.push(false);
+                    }
+                    crate::recorder::resolve_samples(conn, &cache, &item.samples, &mut points)?;
                     accepted.push(item);
                 }
                 warden_store::samples::insert(conn, &points)?;
-                Ok(accepted)
+                warden_store::checks::record_last_runs(conn, &flush)?;
+                Ok((accepted, kept, flush.len()))
             })
             .await;
         let accepted = match written {
-            Ok(accepted) => accepted,
+            Ok((accepted, kept, _)) => {
+                for (item, kept) in accepted.iter().zip(kept) {
+                    let Some(check_id) = item.check_id else {
+                        continue;
+                    };
+                    if !kept {
+                        pending.remove(&check_id);
+                        continue;
+                    }
+                    let newer = pending
+                        .get(&check_id)
+                        .is_none_or(|run| run.run_id < item.run_id);
+                    if newer {
+                        pending.insert(
+                            check_id,
+                            PendingLastRun {
+                                run_id: item.run_id,
+                                status: item.outcome.status,
+                                summary: item.outcome.summary.clone(),
+                                at: item.finished_at,
+                            },
+                        );
+                    }
+                }
+                accepted
+            }
             Err(error) => {
-                // The runs stay leased; their leases expire and they are retried.
+                // The runs stay leased; their leases expire and they are retried. Last runs
+                // that were to be written in it are written by their checks' next runs (or
+                // restored at the next start).
                 tracing::error!(%error, "cannot record finished runs");
                 if let Ok(mut ids) = series_ids.lock() {
                     ids.clear();
@@ -393,22 +597,43 @@ async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Fini
                 continue;
             }
         };
-        for item in accepted {
-            bus.publish(EventKind::RunFinished {
-                run_id: item.run_id,
-                check_id: item.check_id,
-                check: item.check,
-                status: item.outcome.status,
-                summary: item.outcome.summary,
-                exit_code: item.outcome.exit_code,
-                duration_ms: item.duration_ms,
-                finished_at: item.finished_at,
-                samples: item.samples,
-                reason: item.outcome.reason,
-                stored: true,
-            })
-            .await;
-        }
+        bus.publish_all(accepted.into_iter().map(|item| EventKind::RunFinished {
+            run_id: item.run_id,
+            check_id: item.check_id,
+            check: item.check,
+            status: item.outcome.status,
+            summary: item.outcome.summary,
+            exit_code: item.outcome.exit_code,
+            duration_ms: item.duration_ms,
+            finished_at: item.finished_at,
+            samples: item.samples,
+            reason: item.outcome.reason,
+            stored: true,
+        }))
+        .await;
+    }
+    if pending.is_empty() {
+        return;
+    }
+    let flush: Vec<_> = pending
+        .drain()
+        .map(|(check_id, run)| last_run(check_id, run))
+        .collect();
+    if let Err(error) = store
+        .write(move |conn| warden_store::checks::record_last_runs(conn, &flush))
+        .await
+    {
+        tracing::warn!(%error, "cannot record the checks' last runs; they are restored at the next start");
+    }
+}
+
+fn last_run(check_id: i64, run: PendingLastRun) -> warden_store::checks::LastRun {
+    warden_store::checks::LastRun {
+        check_id,
+        run_id: run.run_id,
+        status: run.status.as_str().to_string(),
+        summary: run.summary,
+        at: run.at,
     }
 }
 
@@ -522,20 +747,16 @@ impl From<ProbeOutcome> for Judged {
 }
 
 impl RunJob {
-    async fn execute(self, lease: Lease, cancel: CancellationToken) {
+    /// Runs an announced attempt (`RunStarted` is out) and reports its result.
+    async fn execute(
+        self,
+        lease: Lease,
+        config: Result<CheckConfig, serde_json::Error>,
+        started: Instant,
+        cancel: CancellationToken,
+    ) {
         let run_id = lease.run_id;
-        let started = Instant::now();
-        let config: Result<CheckConfig, _> = serde_json::from_str(&lease.payload);
         let check_name = config.as_ref().ok().map(|c| c.name.clone());
-        self.bus
-            .publish(EventKind::RunStarted {
-                run_id,
-                check_id: lease.check_id,
-                check: check_name.clone(),
-                attempt: lease.attempt,
-                worker: self.options.owner.clone(),
-            })
-            .await;
         let outcome = match (&config, lease.kind.as_str()) {
             (Ok(config), "check") => self.run_check(run_id, config, cancel).await,
             (Err(error), "check") => Some(Judged::plain(
@@ -554,43 +775,11 @@ impl RunJob {
             tracing::info!(run_id, "run cancelled; nothing reported");
             return;
         };
-        let finished_at = warden_store::now_ms();
-        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let samples = samples_of(
-            check_name.as_deref().unwrap_or("run"),
-            &outcome,
-            finished_at,
-        );
-        let result = serde_json::json!({
-            "duration_ms": duration_ms,
-            "timed_out": outcome.timed_out,
-            "reason": outcome.reason,
-            "notes": outcome.notes,
-            "perfdata": samples.iter().map(|s| serde_json::json!({"series": s.series, "value": s.value})).collect::<Vec<_>>(),
-        });
-        let completion = Completion {
-            status: Some(outcome.status.as_str().to_string()),
-            exit_code: outcome.exit_code,
-            summary: Some(outcome.summary.clone()),
-            result: Some(result.to_string()),
-        };
-        let finished = Finished {
-            run_id,
-            fence: lease.fence,
-            check_id: lease.check_id,
-            check: check_name,
-            completion,
-            outcome,
-            duration_ms,
-            finished_at,
-            samples,
-        };
-        if self.completions.send(finished).await.is_err() {
-            tracing::warn!(
-                run_id,
-                "the pool stopped before this result could be recorded"
-            );
-        }
+        report(
+            &self.completions,
+            finished(&lease, check_name, outcome, started),
+        )
+        .await;
     }
 
     async fn run_check(

@@ -174,6 +174,72 @@ pub fn record_status(
     Ok(())
 }
 
+/// [`record_status`] only when the run changes the check's status (or it had none): true when
+/// it wrote. A run that keeps the status dirties no page; its run id, time and summary are
+/// written later, many at once ([`record_last_runs`]), and [`repair_last_runs`] restores them
+/// after a crash from the runs themselves.
+pub fn record_status_if_changed(
+    conn: &Connection,
+    check_id: i64,
+    run_id: i64,
+    status: &str,
+    summary: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE checks SET status_since = ?5, status = ?3, summary = ?4, last_run_id = ?2,
+                 last_run_at = ?5
+             WHERE id = ?1 AND (last_run_id IS NULL OR last_run_id <= ?2) AND status IS NOT ?3",
+        )?
+        .execute(params![check_id, run_id, status, summary, at])?;
+    Ok(changed > 0)
+}
+
+/// A check's latest run that kept its status, waiting to be written ([`record_last_runs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    pub check_id: i64,
+    pub run_id: i64,
+    pub status: String,
+    pub summary: String,
+    pub at: i64,
+}
+
+/// Writes each check's latest run (never over a later one); the status is written too, so a
+/// check whose status changed in between keeps the later status (guarded by the run id).
+pub fn record_last_runs(conn: &Connection, runs: &[LastRun]) -> Result<(), StoreError> {
+    for run in runs {
+        record_status(
+            conn,
+            run.check_id,
+            run.run_id,
+            &run.status,
+            &run.summary,
+            run.at,
+        )?;
+    }
+    Ok(())
+}
+
+/// Brings every check's last run, time and summary up to its latest finished run with a
+/// status (status changes are written at once, so only those can lag behind after a crash).
+pub fn repair_last_runs(conn: &Connection) -> Result<usize, StoreError> {
+    let changed = conn.execute(
+        "UPDATE checks SET (last_run_id, last_run_at, summary) = (
+             SELECT r.id, r.finished_at, r.summary FROM runs AS r
+             WHERE r.check_id = checks.id AND r.status IS NOT NULL AND r.finished_at IS NOT NULL
+             ORDER BY r.id DESC LIMIT 1)
+         WHERE removed_at IS NULL AND status IS NOT NULL AND (
+             SELECT r.status FROM runs AS r
+             WHERE r.check_id = checks.id AND r.status IS NOT NULL AND r.finished_at IS NOT NULL
+               AND r.id > coalesce(checks.last_run_id, 0)
+             ORDER BY r.id DESC LIMIT 1) = status",
+        [],
+    )?;
+    Ok(changed)
+}
+
 /// A check's availability over `[from, to]` from its finished runs: (runs with a status, runs
 /// that were up — ok or warn).
 pub fn uptime(

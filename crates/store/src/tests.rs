@@ -1020,3 +1020,207 @@ fn lease_statements_are_not_replanned_per_execution() {
         );
     }
 }
+
+#[test]
+fn a_run_enqueued_leased_is_fenced_like_a_leased_one_and_keeps_dedup() {
+    let conn = memory_db();
+    let to = queue::LeaseTo {
+        owner: "pool",
+        lease_until: 1_000,
+    };
+    let run = new_run(0, 2, Some("slot:1".to_string()));
+    let (enqueued, lease) =
+        queue::enqueue_leased(&conn, &run, to, 10).unwrap_or_else(|e| panic!("{e}"));
+    let lease = lease.unwrap_or_else(|| panic!("no lease"));
+    assert!(!enqueued.deduplicated);
+    assert_eq!(
+        (lease.run_id, lease.fence, lease.attempt),
+        (enqueued.run_id, 1, 1)
+    );
+    let row = queue::get(&conn, enqueued.run_id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("run"));
+    assert_eq!(row.state, RunState::Leased);
+    assert_eq!(
+        (
+            row.lease_owner.as_deref(),
+            row.lease_until,
+            row.started_at,
+            row.attempts
+        ),
+        (Some("pool"), Some(1_000), Some(10), 1)
+    );
+    // Nobody else can lease it, a second enqueue of the slot adds nothing and gets no lease.
+    assert!(
+        queue::lease(&conn, "other", 10, 1_000, 20)
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let (again, none) =
+        queue::enqueue_leased(&conn, &run, to, 11).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (again.run_id, again.deduplicated, none),
+        (enqueued.run_id, true, None)
+    );
+    // An old fence is refused; the lease's own completes it.
+    assert!(matches!(
+        queue::complete(&conn, lease.run_id, 0, &Completion::default(), 30),
+        Err(StoreError::StaleLease { .. })
+    ));
+    queue::complete(&conn, lease.run_id, lease.fence, &Completion::default(), 30)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Expired, it is reclaimed and retried like any lease.
+    let (second, lease2) = queue::enqueue_leased(&conn, &new_run(0, 2, None), to, 40)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(lease2.is_some());
+    let retried = queue::lease(&conn, "other", 10, 1_000, 1_001).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].run_id, retried[0].fence, retried[0].attempt),
+        (second.run_id, 2, 2)
+    );
+    // A run with a concurrency key is refused: it must be queued to be kept one at a time.
+    let keyed = NewRun {
+        concurrency_key: Some("check:1".to_string()),
+        ..new_run(0, 1, None)
+    };
+    assert!(matches!(
+        queue::enqueue_leased(&conn, &keyed, to, 50),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_status_is_written_when_it_changes_and_last_runs_catch_up_in_lots() {
+    let conn = memory_db();
+    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n";
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
+    let id = checks::get_by_name(&conn, "a")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("check a"))
+        .id;
+    let row = |conn: &Connection| {
+        let row = checks::get_by_name(conn, "a")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("check a"));
+        (
+            row.status,
+            row.status_since,
+            row.last_run_id,
+            row.last_run_at,
+            row.summary,
+        )
+    };
+    let some = |text: &str| Some(text.to_string());
+    // The first result is a change; the same status again writes nothing.
+    assert!(checks::record_status_if_changed(&conn, id, 10, "ok", "fine", 100).unwrap_or(false));
+    assert!(
+        !checks::record_status_if_changed(&conn, id, 11, "ok", "fine too", 110).unwrap_or(true)
+    );
+    assert_eq!(
+        row(&conn),
+        (some("ok"), Some(100), Some(10), Some(100), some("fine"))
+    );
+    // A change is written at once, status_since moves.
+    assert!(checks::record_status_if_changed(&conn, id, 12, "crit", "down", 120).unwrap_or(false));
+    assert_eq!(
+        row(&conn),
+        (some("crit"), Some(120), Some(12), Some(120), some("down"))
+    );
+    // A lot of last runs never goes back past a later run, and keeps status_since.
+    let stale = checks::LastRun {
+        check_id: id,
+        run_id: 11,
+        status: "ok".to_string(),
+        summary: "fine too".to_string(),
+        at: 110,
+    };
+    checks::record_last_runs(&conn, &[stale]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        row(&conn),
+        (some("crit"), Some(120), Some(12), Some(120), some("down"))
+    );
+    let later = checks::LastRun {
+        check_id: id,
+        run_id: 13,
+        status: "crit".to_string(),
+        summary: "still down".to_string(),
+        at: 130,
+    };
+    checks::record_last_runs(&conn, &[later]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        row(&conn),
+        (
+            some("crit"),
+            Some(120),
+            Some(13),
+            Some(130),
+            some("still down")
+        )
+    );
+}
+
+#[test]
+fn last_runs_lost_in_a_crash_are_restored_from_the_runs() {
+    let conn = memory_db();
+    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n";
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
+    let id = checks::get_by_name(&conn, "a")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("check a"))
+        .id;
+    let finish = |at: i64, summary: &str| {
+        let run = NewRun {
+            check_id: Some(id),
+            ..new_run(0, 1, None)
+        };
+        let enqueued = queue::enqueue(&conn, &run, at).unwrap_or_else(|e| panic!("{e}"));
+        let lease = queue::lease(&conn, "w", 1, 1_000, at).unwrap_or_else(|e| panic!("{e}"));
+        let completion = Completion {
+            status: Some("ok".to_string()),
+            summary: Some(summary.to_string()),
+            ..Completion::default()
+        };
+        queue::complete(&conn, enqueued.run_id, lease[0].fence, &completion, at + 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        enqueued.run_id
+    };
+    let first = finish(100, "first");
+    assert!(
+        checks::record_status_if_changed(&conn, id, first, "ok", "first", 101).unwrap_or(false)
+    );
+    // Two more runs kept the status; their lot was never written (a crash).
+    finish(200, "second");
+    let third = finish(300, "third");
+    // A leased run, not finished yet, is not a last run.
+    queue::enqueue(
+        &conn,
+        &NewRun {
+            check_id: Some(id),
+            ..new_run(0, 1, None)
+        },
+        400,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    queue::lease(&conn, "w", 1, 1_000, 400).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(checks::repair_last_runs(&conn).unwrap_or(0), 1);
+    let row = checks::get_by_name(&conn, "a")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("check a"));
+    assert_eq!(
+        (
+            row.status.as_deref(),
+            row.status_since,
+            row.last_run_id,
+            row.last_run_at,
+            row.summary.as_deref()
+        ),
+        (Some("ok"), Some(101), Some(third), Some(301), Some("third"))
+    );
+    // Nothing left to repair.
+    assert_eq!(checks::repair_last_runs(&conn).unwrap_or(9), 0);
+}
