@@ -32,13 +32,14 @@ const JUMP_THRESHOLD_MS: i64 = 2_000;
 /// `every` slots.
 pub const EARLY_MS: i64 = 4;
 /// The most an `every` slot may start early (see [`every_early_ms`]).
-pub const EVERY_EARLY_MAX_MS: i64 = 25;
+pub const EVERY_EARLY_MAX_MS: i64 = 100;
 
 /// How early an `every` slot may go out with one due before it: 1 % of its interval, at most
 /// [`EVERY_EARLY_MAX_MS`], at least [`EARLY_MS`]. The splay already puts the slot at an
 /// arbitrary point of the interval, so starting it a hundredth of the interval early changes
 /// nothing a user sees, and at 1,000 slots a second it turns ~250 wake-ups and writes a second
-/// into ~40 (measured in docs/benchmarks.md, scenario A).
+/// into ~10 for checks every 10 s or more (measured in docs/benchmarks.md, scenario A: each
+/// wake-up and write has a cost of its own, shared by the runs that go out with it).
 pub fn every_early_ms(interval_ms: i64) -> i64 {
     (interval_ms / 100).clamp(EARLY_MS, EVERY_EARLY_MAX_MS)
 }

@@ -544,3 +544,87 @@ every = "1h"
         "error: invalid, expired or revoked token"
     );
 }
+
+/// A check whose runs keep its status: its row in the store is written only when the status
+/// changes (its last runs follow in lots), yet the API shows every run as its last at once, and
+/// a hub killed with SIGKILL shows the latest run again after its restart.
+#[test]
+fn a_steady_check_shows_every_run_at_once_and_again_after_a_crash() {
+    let dir = temp_dir();
+    let config = write_config(
+        dir.path(),
+        r#"
+[[check]]
+name = "steady"
+kind = "exec"
+command = ["sh", "-c", "echo \"OK - pid $$\""]
+every = "1h"
+"#,
+    );
+    let data = dir.path().join("data");
+    let mut hub = Hub::start(&data, &["--config", &config]);
+    let token = hub.new_token.clone().unwrap_or_default();
+    let api = Api::new(&hub.url, &token);
+    // The slot due at start runs first; then three runs by hand, each ok with its own summary.
+    wait_for(Duration::from_secs(30), "the first run", || {
+        let (_, check) = api.get("/api/v1/checks/steady").ok()?;
+        check["last_run_id"].as_i64()
+    });
+    let listed = |api: &Api| {
+        let (_, body) = api.get("/api/v1/checks").unwrap_or_else(|e| panic!("{e}"));
+        body["checks"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["name"] == "steady").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let mut summaries = Vec::new();
+    let mut last = (0, String::new());
+    for _ in 0..3 {
+        let (code, stdout, stderr) = cli(&hub, &["run", "steady", "--wait", "--json"]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        let run: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let id = run["id"].as_i64().unwrap_or(0);
+        let summary = run["summary"].as_str().unwrap_or_default().to_string();
+        assert!(summary.starts_with("OK - pid "), "{summary}");
+        // The run is on the bus as soon as it is stored (a moment after `--wait` may have
+        // read it); the stored row would lag by up to 10 s.
+        let shown = |check: &Value| {
+            (
+                check["status"].as_str().map(str::to_string),
+                check["last_run_id"].as_i64(),
+                check["summary"].as_str().map(str::to_string),
+            )
+        };
+        let expected = (Some("ok".to_string()), Some(id), Some(summary.clone()));
+        wait_for(Duration::from_secs(1), "the run shown as the last", || {
+            let (_, one) = api.get("/api/v1/checks/steady").ok()?;
+            (shown(&one) == expected && shown(&listed(&api)) == expected).then_some(())
+        });
+        summaries.push(summary.clone());
+        last = (id, summary);
+    }
+    summaries.dedup();
+    assert_eq!(summaries.len(), 3, "each run printed its own pid");
+
+    hub.signal("KILL");
+    assert_eq!(hub.wait_exit(Duration::from_secs(10)), None);
+    let hub = Hub::start(&data, &["--config", &config]);
+    let api = Api::new(&hub.url, &token);
+    for check in [
+        api.get("/api/v1/checks/steady")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .1,
+        listed(&api),
+    ] {
+        assert_eq!(
+            (
+                check["status"].as_str(),
+                check["last_run_id"].as_i64(),
+                check["summary"].as_str()
+            ),
+            (Some("ok"), Some(last.0), Some(last.1.as_str())),
+            "{check}"
+        );
+    }
+    drop(hub);
+}
