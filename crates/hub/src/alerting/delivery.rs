@@ -67,9 +67,18 @@ pub(crate) fn retry_delay_ms(backoff: Duration, attempt: u32) -> i64 {
 
 pub(crate) async fn run(alerting: Alerting, store: Store, bus: Bus, stop: CancellationToken) {
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    // Sends whose outcome is written; they leave `in_flight` only at the start of the next
+    // pass, before its read: a read begun while an outcome was being written can still show
+    // that delivery as pending, and must find it in flight (else it would be sent twice).
+    let settled: Arc<Mutex<Vec<i64>>> = Arc::default();
     let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
     let sends = TaskTracker::new();
     loop {
+        if let (Ok(mut done), Ok(mut set)) = (settled.lock(), in_flight.lock()) {
+            for id in done.drain(..) {
+                set.remove(&id);
+            }
+        }
         let now = warden_store::now_ms();
         let due = match store
             .read(move |conn| rows::due_deliveries(conn, now, BATCH))
@@ -121,11 +130,11 @@ pub(crate) async fn run(alerting: Alerting, store: Store, bus: Bus, stop: Cancel
             if let Ok(mut set) = in_flight.lock() {
                 set.insert(delivery.id);
             }
-            let (alerting, store, bus, in_flight) = (
+            let (alerting, store, bus, settled) = (
                 alerting.clone(),
                 store.clone(),
                 bus.clone(),
-                Arc::clone(&in_flight),
+                Arc::clone(&settled),
             );
             sends.spawn(async move {
                 let id = delivery.id;
@@ -143,8 +152,8 @@ pub(crate) async fn run(alerting: Alerting, store: Store, bus: Bus, stop: Cancel
                     Err(error) => AttemptOutcome::Failed { error },
                 };
                 finish(&alerting, &store, &bus, &delivery, outcome, attempts).await;
-                if let Ok(mut set) = in_flight.lock() {
-                    set.remove(&id);
+                if let Ok(mut done) = settled.lock() {
+                    done.push(id);
                 }
                 alerting.wake_delivery();
             });
