@@ -91,9 +91,10 @@ impl Default for LiveOptions {
         LiveOptions {
             replay_events: 16_384,
             // Minutes of events on a small hub; on one running 10,000 http checks (~1,000
-            // events a second, most carrying seven samples) about 4 s, which is what a
-            // reconnecting page needs, instead of the 16 s (~9 MB) a 16 MiB bound kept there.
-            replay_bytes: 4 * 1024 * 1024,
+            // events a second, a third carrying seven samples) about 4 s, which is what a
+            // reconnecting page needs (a client resuming from further back gets a snapshot),
+            // instead of the 16 s (~9 MB) a 16 MiB bound kept there.
+            replay_bytes: 2 * 1024 * 1024,
             buffer: 8_192,
             ping_interval: Duration::from_secs(20),
             drain_grace: Duration::from_secs(10),
@@ -670,8 +671,12 @@ impl LiveState {
                 ..
             } => {
                 self.running.remove(run_id);
-                let name = self.check_name(*check_id, check.as_deref());
-                if let Some(entry) = check_id.and_then(|id| self.checks.get_mut(&id))
+                let entry = check_id.and_then(|id| self.checks.get_mut(&id));
+                let name = match (&entry, check) {
+                    (Some(entry), _) => Some(Arc::clone(&entry.name)),
+                    (None, given) => given.as_deref().map(Arc::from),
+                };
+                if let Some(entry) = entry
                     && entry.last_run_id.is_none_or(|last| last <= *run_id)
                 {
                     // As `checks::record_status`: `status_since` moves only on a change.
@@ -724,11 +729,15 @@ impl LiveState {
         }
     }
 
-    fn check_name(&self, check_id: Option<i64>, fallback: Option<&str>) -> Option<Arc<str>> {
-        check_id
-            .and_then(|id| self.checks.get(&id))
-            .map(|check| Arc::clone(&check.name))
-            .or_else(|| fallback.map(Arc::from))
+    /// The check's name: the event's own when it carries one (a fresh copy is cheaper than the
+    /// cache misses of looking the check up among thousands, three times per run), else the
+    /// known check's.
+    fn check_name(&self, check_id: Option<i64>, given: Option<&str>) -> Option<Arc<str>> {
+        given.map(Arc::from).or_else(|| {
+            check_id
+                .and_then(|id| self.checks.get(&id))
+                .map(|check| Arc::clone(&check.name))
+        })
     }
 
     fn track(&mut self, run: RunLive) {

@@ -26,20 +26,33 @@ const MAX_POINTS: i64 = 10_000;
 /// every difference and step computed from them fits an `i64`.
 pub(crate) const MAX_TIME_MS: i64 = 253_402_300_799_999;
 
+/// Series rolled up per write (see `samples::roll_up_step`).
+const ROLLUP_SERIES_PER_WRITE: i64 = 4_096;
+
 /// Rolls finished minutes up every 30 s, a minute's grace after each minute ends (samples
-/// carry their run's finish time and arrive a little after it).
+/// carry their run's finish time and arrive a little after it), a slice of series per write.
 pub(crate) async fn rollup_loop(store: Store, stop: CancellationToken) {
+    let mut after = 0;
     loop {
         let upto = (warden_store::now_ms() - 10_000).div_euclid(BUCKET_MS) - 1;
+        let from = after;
         let rolled = store
-            .write(move |conn| samples::roll_up(conn, upto, 60))
+            .write(move |conn| samples::roll_up_step(conn, upto, from, ROLLUP_SERIES_PER_WRITE))
             .await;
         let wait = match rolled {
-            // More to catch up on: go again soon.
-            Ok(60) => Duration::from_millis(100),
-            Ok(_) => Duration::from_secs(30),
+            // More of this minute, or more minutes: go on soon, letting other writes in.
+            Ok(samples::Rolled::Slice { next_after }) => {
+                after = next_after;
+                Duration::from_millis(5)
+            }
+            Ok(samples::Rolled::Minute(_)) => {
+                after = 0;
+                Duration::from_millis(5)
+            }
+            Ok(samples::Rolled::Nothing) => Duration::from_secs(30),
             Err(error) => {
                 tracing::warn!(%error, "cannot roll samples up");
+                after = 0;
                 Duration::from_secs(30)
             }
         };

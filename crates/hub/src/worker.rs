@@ -259,10 +259,13 @@ impl WorkerPool {
             stop.clone(),
         ));
         let (completions, finished) = mpsc::channel(COMPLETIONS);
+        let concurrency = self.options.concurrency.max(1);
+        let held = Arc::clone(&self.slots);
         let completer = tokio::spawn(complete_loop(
             self.store.clone(),
             self.bus.clone(),
             finished,
+            move || concurrency.saturating_sub(held.available_permits()),
         ));
         let handoff = self.handoff();
         let mut handed = std::mem::replace(&mut self.handed, mpsc::unbounded_channel().1);
@@ -281,6 +284,19 @@ impl WorkerPool {
                 }
                 permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
+            // A busy pool refills in lots: a slot freed by one finished run would otherwise be
+            // one lease write per run (at ~1,500 exec runs a second, most of the writer's
+            // work). The leases already held cover the pause; an idle pool leases at once.
+            let busy = self
+                .options
+                .concurrency
+                .saturating_sub(slots.available_permits() + 1);
+            if busy > 0 && slots.available_permits() + 1 < LEASE_BATCH {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(LEASE_LINGER) => {}
+                }
+            }
             let free = slots.available_permits() + 1;
             let handoff = handoff.clone();
             let leased = self
@@ -466,6 +482,13 @@ fn finished(lease: &Lease, check: Option<String>, outcome: Judged, started: Inst
     }
 }
 
+/// A busy pool leases when this many slots are free, or after [`LEASE_LINGER`].
+const LEASE_BATCH: usize = 16;
+const LEASE_LINGER: Duration = Duration::from_millis(5);
+/// With other runs still going, the completer waits this long for their results to write them
+/// together; a lone run (`warden run --wait`) is written at once.
+const COMPLETE_LINGER: Duration = Duration::from_millis(5);
+
 /// Finished attempts waiting for the completer; a full channel makes runs wait to report.
 const COMPLETIONS: usize = 4_096;
 /// Most attempts completed in one write.
@@ -474,8 +497,10 @@ const COMPLETE_BATCH: usize = 512;
 /// How long a check's latest run that kept its status may wait to be written to its row
 /// (`checks.last_run_id`, `last_run_at`, `summary`). Live views, the API and `/metrics` show
 /// it at once from the bus; the row catches up within this, at shutdown, or after a crash
-/// from the runs themselves (`checks::repair_last_runs` at start).
-const LAST_RUNS_EVERY: Duration = Duration::from_secs(10);
+/// from the runs themselves (`checks::repair_last_runs` at start). Each check in the lot is one
+/// update, so the lot's interval is what the updates are spread over: 30 s turns a check
+/// running every 10 s into one update every third run.
+const LAST_RUNS_EVERY: Duration = Duration::from_secs(30);
 
 /// A check's latest run that kept its status, not written to its row yet.
 struct PendingLastRun {
@@ -491,10 +516,20 @@ struct PendingLastRun {
 /// is not announced. A run that keeps its check's status is written to the check's row later,
 /// with every other such run, at most every [`LAST_RUNS_EVERY`]: at a thousand runs a second
 /// one row per run was a random page written per run.
-async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Finished>) {
+async fn complete_loop(
+    store: Store,
+    bus: Bus,
+    mut finished: mpsc::Receiver<Finished>,
+    running: impl Fn() -> usize,
+) {
     let series_ids = crate::recorder::SeriesIds::default();
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
     let mut pending: HashMap<i64, PendingLastRun> = HashMap::new();
+    // The status this loop last wrote to each check's row: a result with the same status skips
+    // even the (matching-nothing) update. Only this loop writes the statuses of the runs it
+    // completes; should another path change one, the next lot of last runs (which writes the
+    // status too, guarded by the run id) sets it right.
+    let mut written: Arc<HashMap<i64, Status>> = Arc::default();
     let mut last_flush = Instant::now();
     loop {
         let flush_at = last_flush + LAST_RUNS_EVERY;
@@ -505,6 +540,15 @@ async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Fini
         };
         if received == 0 {
             break;
+        }
+        if received != usize::MAX && batch.len() < COMPLETE_BATCH && running() > batch.len() {
+            tokio::time::sleep(COMPLETE_LINGER).await;
+            while batch.len() < COMPLETE_BATCH {
+                match finished.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
         }
         let flush: Vec<warden_store::checks::LastRun> = if last_flush.elapsed() >= LAST_RUNS_EVERY {
             last_flush = Instant::now();
@@ -517,7 +561,8 @@ async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Fini
         };
         let taken = std::mem::take(&mut batch);
         let cache = Arc::clone(&series_ids);
-        let written = store
+        let known = Arc::clone(&written);
+        let outcome = store
             .write(move |conn| {
                 let mut points = Vec::new();
                 let mut accepted = Vec::with_capacity(taken.len());
@@ -538,18 +583,22 @@ async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Fini
                         }
                         Err(error) => return Err(error),
                     }
-                    if let Some(check_id) = item.check_id {
-                        let changed = warden_store::checks::record_status_if_changed(
-                            conn,
-                            check_id,
-                            item.run_id,
-                            item.outcome.status.as_str(),
-                            &item.outcome.summary,
-                            item.finished_at,
-                        )?;
-                        kept.push(!changed);
-                    } else {
-                        kept.push(false);
+                    match item.check_id {
+                        Some(check_id) if known.get(&check_id) == Some(&item.outcome.status) => {
+                            kept.push(true);
+                        }
+                        Some(check_id) => {
+                            let changed = warden_store::checks::record_status_if_changed(
+                                conn,
+                                check_id,
+                                item.run_id,
+                                item.outcome.status.as_str(),
+                                &item.outcome.summary,
+                                item.finished_at,
+                            )?;
+                            kept.push(!changed);
+                        }
+                        None => kept.push(false),
                     }
                     crate::recorder::resolve_samples(conn, &cache, &item.samples, &mut points)?;
                     accepted.push(item);
@@ -559,12 +608,15 @@ async fn complete_loop(store: Store, bus: Bus, mut finished: mpsc::Receiver<Fini
                 Ok((accepted, kept, flush.len()))
             })
             .await;
-        let accepted = match written {
+        let accepted = match outcome {
             Ok((accepted, kept, _)) => {
+                let statuses = Arc::make_mut(&mut written);
                 for (item, kept) in accepted.iter().zip(kept) {
                     let Some(check_id) = item.check_id else {
                         continue;
                     };
+                    // Written now, or found already so in the row: the row has this status.
+                    statuses.insert(check_id, item.outcome.status);
                     if !kept {
                         pending.remove(&check_id);
                         continue;
@@ -943,14 +995,14 @@ impl RunJob {
                     ..ProcessSpec::default()
                 };
                 let (line_tx, line_rx) = mpsc::channel(256);
-                let forward = tokio::spawn(forward_lines(
-                    self.bus.clone(),
-                    run_id,
-                    line_rx,
-                    self.options.output_cap,
-                ));
-                let result = warden_exec::run_process(&spec, Some(line_tx), cancel.clone()).await;
-                let _ = forward.await;
+                // In this task rather than one of its own: most checks print a line or two,
+                // and a task per run was a spawn and a wake-up more per process.
+                let forward =
+                    forward_lines(self.bus.clone(), run_id, line_rx, self.options.output_cap);
+                let (result, ()) = tokio::join!(
+                    warden_exec::run_process(&spec, Some(line_tx), cancel.clone()),
+                    forward
+                );
                 judge(&result, config.timeout).map(Judged::from)
             }
         }

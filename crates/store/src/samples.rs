@@ -184,6 +184,71 @@ pub fn roll_up(conn: &Connection, upto_minute: i64, max_minutes: i64) -> Result<
     Ok(last - first + 1)
 }
 
+/// What one [`roll_up_step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rolled {
+    /// No finished minute is waiting.
+    Nothing,
+    /// Rolled a slice of a minute's series; the next step starts after this series id.
+    Slice { next_after: i64 },
+    /// Rolled the rest of a minute and marked it rolled.
+    Minute(i64),
+}
+
+/// Rolls up one slice of the first minute not rolled yet (up to `upto_minute`): the series
+/// with ids in `(after_series, after_series + series_per_step]`. A minute is marked rolled
+/// only with its last slice, so queries read it raw until then; a slice rolled again (after a
+/// restart mid-minute) gives the same rows. One minute at 10,000 checks is ~70,000 series, and
+/// rolled in one statement its writes to `samples_1m` (keyed by series) touched thousands of
+/// pages in one transaction, where the writer's memory rose by megabytes; slices keep each
+/// write small and let other writes in between.
+pub fn roll_up_step(
+    conn: &Connection,
+    upto_minute: i64,
+    after_series: i64,
+    series_per_step: i64,
+) -> Result<Rolled, StoreError> {
+    let done = crate::tokens::meta_get(conn, ROLLED_KEY)?.and_then(|v| v.parse::<i64>().ok());
+    let minute = match done {
+        Some(done) => done + 1,
+        None => match conn
+            .prepare_cached("SELECT min(bucket) FROM samples")?
+            .query_row([], |row| row.get::<_, Option<i64>>(0))?
+        {
+            Some(oldest) => oldest,
+            None => {
+                crate::tokens::meta_set(conn, ROLLED_KEY, &upto_minute.to_string())?;
+                return Ok(Rolled::Nothing);
+            }
+        },
+    };
+    if minute > upto_minute {
+        return Ok(Rolled::Nothing);
+    }
+    let upto_series = after_series.saturating_add(series_per_step.max(1));
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO samples_1m (series_id, minute, count, sum, min, max, last, last_ts)
+         SELECT s.series_id, s.bucket, count(*), sum(s.value), min(s.value), max(s.value),
+                (SELECT l.value FROM samples l WHERE l.bucket = s.bucket AND l.series_id = s.series_id
+                 ORDER BY l.ts DESC LIMIT 1),
+                max(s.ts)
+         FROM samples s WHERE s.bucket = ?1 AND s.series_id > ?2 AND s.series_id <= ?3
+         GROUP BY s.series_id",
+    )?
+    .execute(params![minute, after_series, upto_series])?;
+    let more: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM samples WHERE bucket = ?1 AND series_id > ?2 LIMIT 1")?
+        .query_row(params![minute, upto_series], |row| row.get(0))
+        .optional()?;
+    if more.is_some() {
+        return Ok(Rolled::Slice {
+            next_after: upto_series,
+        });
+    }
+    crate::tokens::meta_set(conn, ROLLED_KEY, &minute.to_string())?;
+    Ok(Rolled::Minute(minute))
+}
+
 /// Points of one series over `[from, to]`, one per `step_ms` slot that has data, each the
 /// `aggregate` of the samples in it; the slot's time is its start. Steps of a minute or more
 /// read the per-minute rollups (and raw samples for minutes not rolled up yet).

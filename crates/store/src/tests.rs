@@ -1224,3 +1224,100 @@ fn last_runs_lost_in_a_crash_are_restored_from_the_runs() {
     // Nothing left to repair.
     assert_eq!(checks::repair_last_runs(&conn).unwrap_or(9), 0);
 }
+
+#[test]
+fn rolling_up_in_slices_gives_the_rows_of_rolling_up_at_once() {
+    use crate::samples::{Rolled, Sample};
+    let base = 1_700_000_040_000i64; // a minute boundary
+    let minute = base / 60_000;
+    // 10 series over 3 minutes, a sample every 13 s each, values that make every column differ.
+    let fill = |conn: &Connection| {
+        let mut points = Vec::new();
+        for n in 0..10 {
+            let id = samples::resolve_series(conn, &format!("s{n}"), "{}")
+                .unwrap_or_else(|e| panic!("{e}"));
+            for i in 0..14 {
+                points.push(Sample {
+                    series_id: id,
+                    ts: base + i * 13_000 + n,
+                    value: ((i * 31 + n * 7) % 17) as f64,
+                });
+            }
+        }
+        samples::insert(conn, &points).unwrap_or_else(|e| panic!("{e}"));
+    };
+    /// A `samples_1m` row: series, minute, count, sum, min, max, last, last_ts.
+    type RollupRow = (i64, i64, i64, f64, f64, f64, f64, i64);
+    let rows = |conn: &Connection| -> Vec<RollupRow> {
+        let mut statement = conn
+            .prepare("SELECT series_id, minute, count, sum, min, max, last, last_ts FROM samples_1m ORDER BY minute, series_id")
+            .unwrap_or_else(|e| panic!("{e}"));
+        statement
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let whole = memory_db();
+    fill(&whole);
+    assert_eq!(samples::roll_up(&whole, minute + 1, 100).unwrap_or(-1), 2);
+
+    let sliced = memory_db();
+    fill(&sliced);
+    // Slices of 4 series: 3 steps for a minute's 10, the last one marks the minute rolled.
+    let mut steps = Vec::new();
+    let mut after = 0;
+    loop {
+        let step =
+            samples::roll_up_step(&sliced, minute + 1, after, 4).unwrap_or_else(|e| panic!("{e}"));
+        steps.push(step);
+        match step {
+            Rolled::Slice { next_after } => after = next_after,
+            Rolled::Minute(_) => after = 0,
+            Rolled::Nothing => break,
+        }
+        // Until its last slice, a minute reads as not rolled (queries take it raw).
+        let marked = crate::tokens::meta_get(&sliced, "rollup_1m_done")
+            .unwrap_or_default()
+            .and_then(|text| text.parse::<i64>().ok());
+        match step {
+            Rolled::Slice { .. } if steps.len() <= 3 => assert_eq!(marked, None),
+            Rolled::Slice { .. } => assert_eq!(marked, Some(minute)),
+            Rolled::Minute(done) => assert_eq!(marked, Some(done)),
+            Rolled::Nothing => {}
+        }
+    }
+    assert_eq!(
+        steps,
+        [
+            Rolled::Slice { next_after: 4 },
+            Rolled::Slice { next_after: 8 },
+            Rolled::Minute(minute),
+            Rolled::Slice { next_after: 4 },
+            Rolled::Slice { next_after: 8 },
+            Rolled::Minute(minute + 1),
+            Rolled::Nothing,
+        ]
+    );
+    assert_eq!(rows(&sliced), rows(&whole));
+    assert_eq!(rows(&whole).len(), 20);
+    // A slice rolled again (a restart in the middle of a minute) changes nothing.
+    crate::tokens::meta_set(&sliced, "rollup_1m_done", &minute.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        samples::roll_up_step(&sliced, minute + 1, 0, 4).unwrap_or(Rolled::Nothing),
+        Rolled::Slice { next_after: 4 }
+    );
+    assert_eq!(rows(&sliced), rows(&whole));
+}

@@ -587,7 +587,7 @@ every = "1h"
         let summary = run["summary"].as_str().unwrap_or_default().to_string();
         assert!(summary.starts_with("OK - pid "), "{summary}");
         // The run is on the bus as soon as it is stored (a moment after `--wait` may have
-        // read it); the stored row would lag by up to 10 s.
+        // read it); the stored row would lag by up to 30 s.
         let shown = |check: &Value| {
             (
                 check["status"].as_str().map(str::to_string),
