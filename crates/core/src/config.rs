@@ -163,7 +163,6 @@ impl CheckKind {
     /// Every kind's [`name`](CheckKind::name).
     pub const NAMES: &'static [&'static str] = &[
         "exec",
-        "noop",
         "http",
         "tcp",
         "dns",
@@ -171,6 +170,7 @@ impl CheckKind {
         "tls",
         "host",
         "heartbeat",
+        "noop",
     ];
 
     /// The kind named `text` as its static name, if there is one.

@@ -151,7 +151,8 @@ pub fn backoff_delay(attempt: u32, base_ms: u64, max_ms: u64, random: u64) -> u6
     half + random % (ceiling - half + 1)
 }
 
-pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, StoreError> {
+/// What every enqueue refuses.
+fn validate(run: &NewRun) -> Result<(), StoreError> {
     if run.max_attempts == 0 {
         return Err(StoreError::Invalid(
             "max_attempts must be at least 1".to_string(),
@@ -160,6 +161,11 @@ pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, St
     if run.kind.is_empty() {
         return Err(StoreError::Invalid("kind must not be empty".to_string()));
     }
+    Ok(())
+}
+
+pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, StoreError> {
+    validate(run)?;
     let inserted: Option<i64> = conn
         .prepare_cached(
             "INSERT INTO runs (check_id, kind, payload, state, priority, run_at, max_attempts, dedup_key, concurrency_key, enqueued_at)
@@ -257,14 +263,7 @@ pub fn enqueue_slot(
     lease_to: Option<LeaseTo<'_>>,
     now: i64,
 ) -> Result<Slot, StoreError> {
-    if run.max_attempts == 0 {
-        return Err(StoreError::Invalid(
-            "max_attempts must be at least 1".to_string(),
-        ));
-    }
-    if run.kind.is_empty() {
-        return Err(StoreError::Invalid("kind must not be empty".to_string()));
-    }
+    validate(run)?;
     let lease_to = match lease_to {
         Some(_) if run.concurrency_key.is_some() => {
             return Err(StoreError::Invalid(

@@ -146,24 +146,29 @@ impl Acc {
 /// The last minute bucket rolled up into `samples_1m` (stored in `meta`).
 const ROLLED_KEY: &str = "rollup_1m_done";
 
+/// The first minute not rolled up yet; `None` when there are no samples at all (then every
+/// minute up to `upto_minute` counts as rolled).
+fn first_unrolled(conn: &Connection, upto_minute: i64) -> Result<Option<i64>, StoreError> {
+    let done = crate::tokens::meta_get(conn, ROLLED_KEY)?.and_then(|v| v.parse::<i64>().ok());
+    if let Some(done) = done {
+        return Ok(Some(done + 1));
+    }
+    // First run: start at the oldest sample (nothing older to roll).
+    let oldest = conn
+        .prepare_cached("SELECT min(bucket) FROM samples")?
+        .query_row([], |row| row.get::<_, Option<i64>>(0))?;
+    if oldest.is_none() {
+        crate::tokens::meta_set(conn, ROLLED_KEY, &upto_minute.to_string())?;
+    }
+    Ok(oldest)
+}
+
 /// Rolls every finished minute up to (and including) `upto_minute` that is not rolled yet,
 /// at most `max_minutes` of them per call (so a long outage catches up in small steps).
 /// Returns the number of minutes rolled.
 pub fn roll_up(conn: &Connection, upto_minute: i64, max_minutes: i64) -> Result<i64, StoreError> {
-    let done = crate::tokens::meta_get(conn, ROLLED_KEY)?.and_then(|v| v.parse::<i64>().ok());
-    let first = match done {
-        Some(done) => done + 1,
-        // First run: start at the oldest sample (nothing older to roll).
-        None => match conn
-            .prepare_cached("SELECT min(bucket) FROM samples")?
-            .query_row([], |row| row.get::<_, Option<i64>>(0))?
-        {
-            Some(oldest) => oldest,
-            None => {
-                crate::tokens::meta_set(conn, ROLLED_KEY, &upto_minute.to_string())?;
-                return Ok(0);
-            }
-        },
+    let Some(first) = first_unrolled(conn, upto_minute)? else {
+        return Ok(0);
     };
     let last = upto_minute.min(first + max_minutes - 1);
     if last < first {
@@ -208,19 +213,8 @@ pub fn roll_up_step(
     after_series: i64,
     series_per_step: i64,
 ) -> Result<Rolled, StoreError> {
-    let done = crate::tokens::meta_get(conn, ROLLED_KEY)?.and_then(|v| v.parse::<i64>().ok());
-    let minute = match done {
-        Some(done) => done + 1,
-        None => match conn
-            .prepare_cached("SELECT min(bucket) FROM samples")?
-            .query_row([], |row| row.get::<_, Option<i64>>(0))?
-        {
-            Some(oldest) => oldest,
-            None => {
-                crate::tokens::meta_set(conn, ROLLED_KEY, &upto_minute.to_string())?;
-                return Ok(Rolled::Nothing);
-            }
-        },
+    let Some(minute) = first_unrolled(conn, upto_minute)? else {
+        return Ok(Rolled::Nothing);
     };
     if minute > upto_minute {
         return Ok(Rolled::Nothing);

@@ -15,6 +15,18 @@ fn memory_db() -> Connection {
     conn
 }
 
+/// Configures one `noop` check named `a`; its id.
+fn one_noop_check(conn: &Connection) -> i64 {
+    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n";
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    checks::sync(conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
+    checks::get_by_name(conn, "a")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("check a"))
+        .id
+}
+
 fn new_run(priority: i64, max_attempts: u32, dedup_key: Option<String>) -> NewRun {
     NewRun {
         check_id: None,
@@ -1093,14 +1105,7 @@ fn a_run_enqueued_leased_is_fenced_like_a_leased_one_and_keeps_dedup() {
 #[test]
 fn a_status_is_written_when_it_changes_and_last_runs_catch_up_in_lots() {
     let conn = memory_db();
-    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n";
-    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
-    let id = checks::get_by_name(&conn, "a")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("check a"))
-        .id;
+    let id = one_noop_check(&conn);
     let row = |conn: &Connection| {
         let row = checks::get_by_name(conn, "a")
             .unwrap_or_else(|e| panic!("{e}"))
@@ -1165,14 +1170,7 @@ fn a_status_is_written_when_it_changes_and_last_runs_catch_up_in_lots() {
 #[test]
 fn last_runs_lost_in_a_crash_are_restored_from_the_runs() {
     let conn = memory_db();
-    let text = "[[check]]\nname = \"a\"\nkind = \"noop\"\nevery = \"1s\"\n";
-    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
-    let id = checks::get_by_name(&conn, "a")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("check a"))
-        .id;
+    let id = one_noop_check(&conn);
     let finish = |at: i64, summary: &str| {
         let run = NewRun {
             check_id: Some(id),

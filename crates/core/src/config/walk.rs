@@ -109,17 +109,7 @@ const HOST_KEYS: &[&str] = &["disk_warn", "disk_crit", "memory_warn", "memory_cr
 const HEARTBEAT_KEYS: &[&str] = &[
     "name", "kind", "period", "cron", "timezone", "grace", "labels", "links", "badge",
 ];
-const KINDS: &[&str] = &[
-    "exec",
-    "http",
-    "tcp",
-    "dns",
-    "icmp",
-    "tls",
-    "host",
-    "heartbeat",
-    "noop",
-];
+const KINDS: &[&str] = CheckKind::NAMES;
 const DNS_RECORDS: &[&str] = &[
     "A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA",
 ];
