@@ -605,11 +605,11 @@ async fn complete_loop(
                 }
                 warden_store::samples::insert(conn, &points)?;
                 warden_store::checks::record_last_runs(conn, &flush)?;
-                Ok((accepted, kept, flush.len()))
+                Ok((accepted, kept))
             })
             .await;
         let accepted = match outcome {
-            Ok((accepted, kept, _)) => {
+            Ok((accepted, kept)) => {
                 let statuses = Arc::make_mut(&mut written);
                 for (item, kept) in accepted.iter().zip(kept) {
                     let Some(check_id) = item.check_id else {

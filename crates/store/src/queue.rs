@@ -151,6 +151,17 @@ pub fn backoff_delay(attempt: u32, base_ms: u64, max_ms: u64, random: u64) -> u6
     half + random % (ceiling - half + 1)
 }
 
+/// The run holding `run`'s dedup key, if it has one and a run holds it.
+fn run_with_dedup_key(conn: &Connection, run: &NewRun) -> Result<Option<i64>, StoreError> {
+    let Some(key) = &run.dedup_key else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT id FROM runs WHERE dedup_key = ?1")?
+        .query_row([key], |row| row.get(0))
+        .optional()?)
+}
+
 /// What every enqueue refuses.
 fn validate(run: &NewRun) -> Result<(), StoreError> {
     if run.max_attempts == 0 {
@@ -194,9 +205,7 @@ pub fn enqueue(conn: &Connection, run: &NewRun, now: i64) -> Result<Enqueued, St
             deduplicated: false,
         });
     }
-    let existing: i64 = conn
-        .prepare_cached("SELECT id FROM runs WHERE dedup_key = ?1")?
-        .query_row([&run.dedup_key], |row| row.get(0))?;
+    let existing = run_with_dedup_key(conn, run)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     Ok(Enqueued {
         run_id: existing,
         deduplicated: true,
@@ -329,12 +338,7 @@ pub fn enqueue_slot(
         });
         return Ok(Slot::Added { run_id, lease });
     }
-    if run.dedup_key.is_some()
-        && let Some(existing) = conn
-            .prepare_cached("SELECT id FROM runs WHERE dedup_key = ?1")?
-            .query_row([&run.dedup_key], |row| row.get::<_, i64>(0))
-            .optional()?
-    {
+    if let Some(existing) = run_with_dedup_key(conn, run)? {
         return Ok(Slot::Duplicate(existing));
     }
     Ok(Slot::Skipped)
