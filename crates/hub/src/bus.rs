@@ -90,7 +90,8 @@ pub enum EventKind {
         /// when nothing failed or the run's kind names no reasons.
         reason: Option<&'static str>,
         /// The check's status and the samples were written with the run's result (the local
-        /// worker does that in one write); otherwise the recorder writes them.
+        /// worker and the ping handler do that in one write); otherwise the recorder writes
+        /// them.
         stored: bool,
     },
     /// A rule fired (alerting).

@@ -570,7 +570,8 @@ async fn receive(
                     finished_at: at,
                     samples,
                     reason: None,
-                    stored: false,
+                    // `record_ping` wrote the status and the sample with the run.
+                    stored: true,
                 })
                 .await;
         }

@@ -184,7 +184,9 @@ fn ping_summary(kind: PingKind, duration_ms: Option<i64>) -> String {
     }
 }
 
-/// Stores one ping: pairs an end with its start, writes the run and its body, moves the state.
+/// Stores one ping: pairs an end with its start, writes the run and its body, moves the state;
+/// an end (success, fail, exit code) also sets the check's latest status and, when it closes a
+/// start, adds the job's duration as a sample of series `<check>.duration` (seconds).
 pub fn record_ping(conn: &Connection, ping: &Ping) -> Result<PingRecorded, StoreError> {
     let dedup = ping
         .rid
@@ -267,6 +269,26 @@ pub fn record_ping(conn: &Connection, ping: &Ping) -> Result<PingRecorded, Store
         }
     };
     insert_output(conn, run_id, ping.at, &ping.body)?;
+    if let Some(status) = status {
+        // The end of a job: the check's latest status and the job's duration go in the same
+        // transaction as the run, so a ping is one write and nothing is left for the recorder.
+        crate::checks::record_status(conn, ping.check_id, run_id, status, &summary, ping.at)?;
+        if started_at < ping.at {
+            let series = crate::samples::resolve_series(
+                conn,
+                &format!("{}.duration", ping.check_name),
+                "{}",
+            )?;
+            crate::samples::insert(
+                conn,
+                &[crate::samples::Sample {
+                    series_id: series,
+                    ts: ping.at,
+                    value: (ping.at - started_at) as f64 / 1000.0,
+                }],
+            )?;
+        }
+    }
     let row: (String, Option<i64>, Option<i64>) = match ping.kind.next_state() {
         Some(state) => {
             let success = status == Some("ok");

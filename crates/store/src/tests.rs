@@ -1319,3 +1319,54 @@ fn rolling_up_in_slices_gives_the_rows_of_rolling_up_at_once() {
     );
     assert_eq!(rows(&sliced), rows(&whole));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_log_is_cut_back_in_a_quiet_moment_and_nothing_is_lost() {
+    let dir = temp_dir();
+    let options = StoreOptions {
+        wal_cut_bytes: 256 << 10,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap_or_else(|e| panic!("{e}"));
+    let wal = std::path::PathBuf::from(format!("{}-wal", store.path().display()));
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    // One transaction of ~2 MB: the log grows past the bound, and the writer, which no longer
+    // cuts the log when it restarts, leaves the file at that size.
+    store
+        .write(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE filler (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO filler SELECT randomblob(1000) FROM n;",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        wal_len() > 1 << 20,
+        "the log holds the write: {} bytes",
+        wal_len()
+    );
+    // Quiet from now on: within a few checkpoint passes the file is cut back to nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while wal_len() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not cut back: {} bytes",
+            wal_len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (rows, bytes): (i64, i64) = store
+        .read(|conn| {
+            Ok(
+                conn.query_row("SELECT count(*), sum(length(x)) FROM filler", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((rows, bytes), (2000, 2_000_000));
+}

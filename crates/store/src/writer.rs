@@ -55,19 +55,71 @@ pub(crate) struct WriterHandle {
 
 /// How often the checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often while the log holds more than [`CHECKPOINT_BUSY_FRAMES`] pages: under a write
+/// load that never lets the log restart, copying it back often leaves little for the writer's
+/// own checkpoint when the log reaches its bound (`wal_autocheckpoint`), which is a stall of
+/// every write behind it.
+const CHECKPOINT_BUSY_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_BUSY_FRAMES: i64 = 4_096;
+
+/// `wal_checkpoint(TRUNCATE)` without waiting: it gives up at once (busy) when the writer or a
+/// reader is using the log.
+fn truncate_log(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0));
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    outcome
+}
 
 /// Checkpoints the WAL from its own connection, so the writer's commits never pay for it
 /// (an auto-checkpoint inside a commit stalls every write behind it for milliseconds).
 /// PASSIVE never blocks the writer or readers; it copies what it can.
-fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+///
+/// A log file larger than `cut_bytes` is cut back to nothing in a quiet moment (nothing
+/// written since the last pass, everything copied back): the writer does not cut it when it
+/// restarts (`journal_size_limit`), so after a burst it would otherwise keep its size.
+fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, cut_bytes: u64) {
+    let wal = conn.path().map(|path| format!("{path}-wal"));
+    let mut pause = CHECKPOINT_EVERY;
+    let mut last_frames = None;
     loop {
-        match stop.recv_timeout(CHECKPOINT_EVERY) {
+        match stop.recv_timeout(pause) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(%error, "background checkpoint skipped");
-        }
+        let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        let frames = pass.as_ref().ok().map(|(frames, _)| *frames);
+        pause = match pass {
+            // Nothing written since the last pass, all of it copied back: a quiet moment.
+            Ok((frames, copied)) if frames == copied && last_frames == Some(frames) => {
+                let large = wal
+                    .as_deref()
+                    .and_then(|wal| std::fs::metadata(wal).ok())
+                    .is_some_and(|meta| meta.len() > cut_bytes);
+                if large {
+                    match truncate_log(&conn) {
+                        Ok(0) => tracing::debug!("checkpointer: cut the log back"),
+                        Ok(_) => tracing::debug!("checkpointer: log in use; cut it later"),
+                        Err(error) => tracing::debug!(%error, "checkpointer: cut skipped"),
+                    }
+                }
+                CHECKPOINT_EVERY
+            }
+            Ok((frames, copied))
+                if frames - copied > CHECKPOINT_BUSY_FRAMES
+                    || (frames > CHECKPOINT_BUSY_FRAMES && last_frames != Some(frames)) =>
+            {
+                CHECKPOINT_BUSY_EVERY
+            }
+            Ok(_) => CHECKPOINT_EVERY,
+            Err(error) => {
+                tracing::debug!(%error, "background checkpoint skipped");
+                CHECKPOINT_EVERY
+            }
+        };
+        last_frames = frames;
     }
 }
 
@@ -81,6 +133,7 @@ impl WriterHandle {
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let max_batch = options.max_batch.max(1);
+        let cut_bytes = options.wal_cut_bytes;
         let thread = std::thread::Builder::new()
             .name("warden-store-writer".to_string())
             .spawn(move || run(conn, receiver, max_batch, &thread_counters))
@@ -90,7 +143,7 @@ impl WriterHandle {
         let (stop, stopped) = std::sync::mpsc::channel();
         let checkpointer = std::thread::Builder::new()
             .name("warden-store-checkpoint".to_string())
-            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
+            .spawn(move || run_checkpointer(checkpoint_conn, stopped, cut_bytes))
             .map_err(|error| {
                 StoreError::Invalid(format!("cannot start the checkpoint thread: {error}"))
             })?;

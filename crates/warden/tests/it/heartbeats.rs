@@ -199,6 +199,22 @@ fn heartbeats_follow_curl_pings_through_grace_to_down_and_back() {
     let run_id = run["id"].as_i64().unwrap_or(0);
     assert_eq!(output_of(&api, run_id), ["backing up", "ERROR: disk full"]);
     assert_eq!(check(&api, "backup")["heartbeat"]["state"], "down");
+    // The answer came after the check's status and the job's duration were stored.
+    let stored = check(&api, "backup");
+    assert_eq!(stored["status"], "crit", "{stored}");
+    assert_eq!(stored["last_run_id"], run_id, "{stored}");
+    let (code, duration) = api
+        .get("/api/v1/series/backup.duration?since=1m&step=10ms&agg=last")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200, "{duration}");
+    let points = duration["points"].as_array().cloned().unwrap_or_default();
+    let expected = (finished - started) as f64 / 1000.0;
+    assert!(
+        points
+            .iter()
+            .any(|p| (p[1].as_f64().unwrap_or(-1.0) - expected).abs() < 1e-9),
+        "expected a duration sample of {expected} s: {duration}"
+    );
 
     // `/log` is kept and changes nothing; then success brings it back up.
     let (code, _) = sh(&format!(
