@@ -1370,3 +1370,69 @@ async fn a_large_log_is_cut_back_in_a_quiet_moment_and_nothing_is_lost() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((rows, bytes), (2000, 2_000_000));
 }
+
+#[test]
+fn an_end_ping_stores_the_checks_status_and_the_jobs_duration_with_its_run() {
+    let conn = memory_db();
+    let text = "[[check]]\nname = \"backup\"\nkind = \"heartbeat\"\nperiod = \"1h\"\n";
+    let config = warden_core::config::parse_config("t.toml", text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    checks::sync(&conn, &config.checks, 1).unwrap_or_else(|e| panic!("{e}"));
+    let mut keys = 0;
+    let rows = crate::heartbeats::ensure(&conn, || {
+        keys += 1;
+        Some(format!("key-{keys}"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let check_id = rows[0].check_id;
+    let ping = |kind, at| crate::heartbeats::Ping {
+        check_id,
+        check_name: "backup".into(),
+        kind,
+        rid: None,
+        body: String::new(),
+        meta: "{}".into(),
+        at,
+    };
+    let row = |conn: &Connection| {
+        checks::get_by_name(conn, "backup")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("check backup"))
+    };
+    // A start sets no status.
+    crate::heartbeats::record_ping(&conn, &ping(crate::heartbeats::PingKind::Start, 10_000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(row(&conn).status, None);
+    // Its end (exit code 3, 2.5 s later): status, run and duration, all in that one call.
+    let end =
+        crate::heartbeats::record_ping(&conn, &ping(crate::heartbeats::PingKind::Exit(3), 12_500))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let stored = row(&conn);
+    assert_eq!(stored.status.as_deref(), Some("crit"));
+    assert_eq!(stored.last_run_id, Some(end.run_id));
+    assert_eq!(stored.last_run_at, Some(12_500));
+    assert_eq!(stored.summary.as_deref(), Some(end.summary.as_str()));
+    let series = samples::find_series(&conn, "backup.duration", "{}")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no backup.duration series"));
+    let value: f64 = conn
+        .query_row(
+            "SELECT value FROM samples WHERE series_id = ?1 AND ts = 12500",
+            [series],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(value, 2.5);
+    // An end with no start: status ok, no duration sample of its own.
+    crate::heartbeats::record_ping(&conn, &ping(crate::heartbeats::PingKind::Success, 20_000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(row(&conn).status.as_deref(), Some("ok"));
+    let samples: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM samples WHERE series_id = ?1",
+            [series],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(samples, 1);
+}
