@@ -4,8 +4,9 @@
 //!    and the hub process's CPU over a steady minute (all of it: scheduler, queue, worker,
 //!    events, recorder, store).
 //! B. `/bin/true` exec checks end to end (due → recorded): completed runs/s, beside this
-//!    machine's bare spawn-and-reap rate of `/bin/true` at the same concurrency, measured just
-//!    before and just after warden's window in the same run (their mean is the baseline).
+//!    machine's bare spawn-and-reap rate of `/bin/true` at the same concurrency, in the same
+//!    run: warden's windows alternate with the bare loop's (the hub stopped with SIGSTOP
+//!    meanwhile), each compared with the bare windows either side of it.
 //! C. `warden run NAME --wait` for a check that takes ~0 s: latency p50/p99 per invocation,
 //!    beside `warden --version` (the CLI's own start-up) in the same run.
 //!
@@ -488,46 +489,85 @@ fn scheduling() {
 }
 
 fn exec_throughput() {
-    let seconds = env_u64("WARDEN_BENCH_EXEC_S", 30);
+    let seconds = env_u64("WARDEN_BENCH_EXEC_S", 10);
+    let rounds = env_u64("WARDEN_BENCH_EXEC_ROUNDS", 3);
     let concurrency = 4 * std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    // Bare: spawn and reap /bin/true from `concurrency` threads, before and after warden's
-    // window (this shared machine's speed drifts by tens of percent within an hour; the mean of
-    // the two brackets warden's run).
-    let bare_before = bare_spawn_rate(concurrency, 10);
+    // This shared machine's speed drifts by tens of percent within minutes, so warden's windows
+    // and the bare loop's alternate: bare, warden, bare, warden, ..., bare. While the bare loop
+    // runs, the hub is stopped (SIGSTOP: it keeps its memory and uses no CPU); each warden
+    // window is compared with the mean of the bare windows either side of it.
+    let first_bare = bare_spawn_rate(concurrency, 5);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let checks = (bare_before * 1.5) as u64; // more demand than the machine can spawn
+    let checks = (first_bare * 1.5) as u64; // more demand than the machine can spawn
     let mut config = String::new();
     for i in 0..checks {
         config.push_str(&format!("[[check]]\nname = \"true-{i}\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\nevery = \"1s\"\n\n"));
     }
     let hub = start_hub(dir.path(), &config, &[]);
     std::thread::sleep(Duration::from_secs(10));
-    let t0 = now_ms();
-    std::thread::sleep(Duration::from_secs(seconds));
-    let t1 = now_ms();
-    let runs = runs_since(&hub, "completed", t0, "finished_at");
-    let done = runs
-        .iter()
-        .filter(|r| r["finished_at"].as_i64().unwrap_or(0) < t1)
-        .count();
-    let ok = runs.iter().filter(|r| r["status"] == "ok").count();
-    let rate = done as f64 / ((t1 - t0) as f64 / 1000.0);
+    let pid = hub.child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill").args([name, &pid]).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill {name} {pid} failed"
+        );
+    };
+    let mut bare = vec![first_bare];
+    let mut windows = Vec::new();
+    for round in 0..rounds {
+        if round > 0 {
+            // The catch-up after a stop (every overdue check once) settles first.
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        let t0 = now_ms();
+        std::thread::sleep(Duration::from_secs(seconds));
+        let t1 = now_ms();
+        windows.push((t0, t1));
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(500));
+        bare.push(bare_spawn_rate(concurrency, 5));
+        signal("-CONT");
+    }
+    let mut rates = Vec::new();
+    let mut ok = 0;
+    let mut recorded = 0;
+    for &(t0, t1) in &windows {
+        let runs = runs_since(&hub, "completed", t0, "finished_at");
+        let done = runs
+            .iter()
+            .filter(|r| r["finished_at"].as_i64().unwrap_or(0) < t1)
+            .count();
+        ok += runs.iter().filter(|r| r["status"] == "ok").count();
+        recorded += runs.len();
+        rates.push(done as f64 / ((t1 - t0) as f64 / 1000.0));
+    }
+    drop(hub);
     println!();
     println!(
-        "## B. /bin/true exec checks end to end ({checks} checks every 1s, {concurrency} at once), {seconds}s"
+        "## B. /bin/true exec checks end to end ({checks} checks every 1s, {concurrency} at once), {rounds} windows of {seconds}s between bare windows of 5s"
     );
-    let recorded = runs.len();
-    drop(hub);
-    let bare_after = bare_spawn_rate(concurrency, 10);
-    let bare = (bare_before + bare_after) / 2.0;
+    let mut shares = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        let baseline = (bare[i] + bare[i + 1]) / 2.0;
+        let share = 100.0 * rate / baseline;
+        shares.push(share);
+        println!(
+            "window {}: warden {rate:.0} runs/s, bare {:.0}/s and {:.0}/s either side: {share:.0}% of bare",
+            i + 1,
+            bare[i],
+            bare[i + 1]
+        );
+    }
+    let total_rate: f64 = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    let total_bare: f64 = bare.iter().sum::<f64>() / bare.len().max(1) as f64;
+    shares.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "bare spawn-and-reap of /bin/true, {concurrency} threads: {bare:.0}/s (before {bare_before:.0}/s, after {bare_after:.0}/s)"
-    );
-    println!(
-        "warden, due -> recorded: {rate:.0} runs/s ({:.0}% of bare); {ok} of {recorded} ok",
-        100.0 * rate / bare,
+        "warden, due -> recorded: {total_rate:.0} runs/s, bare {total_bare:.0}/s: {:.0}% of bare overall, median window {:.0}%; {ok} of {recorded} ok",
+        100.0 * total_rate / total_bare,
+        percentile(&shares, 0.5)
     );
 }
 
