@@ -80,8 +80,9 @@ pub struct StoreOptions {
     pub queue_capacity: usize,
     /// Read connections kept open.
     pub readers: usize,
-    /// A write-ahead log file larger than this is cut back to nothing in a quiet moment (no
-    /// write for a second, everything in it copied back), by the checkpoint thread.
+    /// A write-ahead log file larger than this is cut back to nothing in a quiet moment (nothing
+    /// written between two checkpoint passes, everything in it copied back), by the checkpoint
+    /// thread.
     pub wal_cut_bytes: u64,
 }
 
