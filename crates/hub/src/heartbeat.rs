@@ -544,16 +544,17 @@ async fn receive(
                 Status::Crit
             };
             let duration_ms = at - recorded.started_at;
-            let samples = if recorded.started_at < at {
-                vec![SamplePoint {
-                    series: format!("{name}.duration"),
+            // The sample `record_ping` stored, shown live as it is.
+            let samples = recorded
+                .duration
+                .map(|(series, value)| SamplePoint {
+                    series,
                     labels: "{}".to_string(),
                     ts: at,
-                    value: duration_ms as f64 / 1000.0,
-                }]
-            } else {
-                Vec::new()
-            };
+                    value,
+                })
+                .into_iter()
+                .collect();
             state
                 .bus
                 .publish(EventKind::RunFinished {

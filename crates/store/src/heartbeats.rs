@@ -80,7 +80,7 @@ pub struct Ping {
 }
 
 /// What storing a ping did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PingRecorded {
     pub run_id: i64,
     /// The status recorded, if the ping carries one.
@@ -88,6 +88,9 @@ pub struct PingRecorded {
     pub summary: String,
     /// When the run started: the paired start's time, else the ping's.
     pub started_at: i64,
+    /// The job's duration sample, stored with the run, when the ping closed an earlier start:
+    /// series name (`<check>.duration`) and seconds.
+    pub duration: Option<(String, f64)>,
     /// The heartbeat's state after the ping.
     pub state: String,
     pub last_success_at: Option<i64>,
@@ -269,24 +272,24 @@ pub fn record_ping(conn: &Connection, ping: &Ping) -> Result<PingRecorded, Store
         }
     };
     insert_output(conn, run_id, ping.at, &ping.body)?;
+    let mut duration = None;
     if let Some(status) = status {
         // The end of a job: the check's latest status and the job's duration go in the same
         // transaction as the run, so a ping is one write and nothing is left for the recorder.
         crate::checks::record_status(conn, ping.check_id, run_id, status, &summary, ping.at)?;
         if started_at < ping.at {
-            let series = crate::samples::resolve_series(
-                conn,
-                &format!("{}.duration", ping.check_name),
-                "{}",
-            )?;
+            let series = format!("{}.duration", ping.check_name);
+            let seconds = (ping.at - started_at) as f64 / 1000.0;
+            let series_id = crate::samples::resolve_series(conn, &series, "{}")?;
             crate::samples::insert(
                 conn,
                 &[crate::samples::Sample {
-                    series_id: series,
+                    series_id,
                     ts: ping.at,
-                    value: (ping.at - started_at) as f64 / 1000.0,
+                    value: seconds,
                 }],
             )?;
+            duration = Some((series, seconds));
         }
     }
     let row: (String, Option<i64>, Option<i64>) = match ping.kind.next_state() {
@@ -319,6 +322,7 @@ pub fn record_ping(conn: &Connection, ping: &Ping) -> Result<PingRecorded, Store
         status,
         summary,
         started_at,
+        duration,
         state: row.0,
         last_success_at: row.1,
         started_open: row.2,
