@@ -167,26 +167,20 @@ fn first_unrolled(conn: &Connection, upto_minute: i64) -> Result<Option<i64>, St
 /// at most `max_minutes` of them per call (so a long outage catches up in small steps).
 /// Returns the number of minutes rolled.
 pub fn roll_up(conn: &Connection, upto_minute: i64, max_minutes: i64) -> Result<i64, StoreError> {
-    let Some(first) = first_unrolled(conn, upto_minute)? else {
-        return Ok(0);
-    };
-    let last = upto_minute.min(first + max_minutes - 1);
-    if last < first {
-        return Ok(0);
+    let mut rolled = 0;
+    while rolled < max_minutes {
+        // Every series in one slice: each step rolls a whole minute.
+        match roll_up_step(conn, upto_minute, 0, i64::MAX)? {
+            Rolled::Minute(_) => rolled += 1,
+            Rolled::Nothing => break,
+            Rolled::Slice { .. } => {
+                return Err(StoreError::Invalid(
+                    "a minute rolled up with every series left some behind".to_string(),
+                ));
+            }
+        }
     }
-    let mut statement = conn.prepare_cached(
-        "INSERT OR REPLACE INTO samples_1m (series_id, minute, count, sum, min, max, last, last_ts)
-         SELECT s.series_id, s.bucket, count(*), sum(s.value), min(s.value), max(s.value),
-                (SELECT l.value FROM samples l WHERE l.bucket = s.bucket AND l.series_id = s.series_id
-                 ORDER BY l.ts DESC LIMIT 1),
-                max(s.ts)
-         FROM samples s WHERE s.bucket = ?1 GROUP BY s.series_id",
-    )?;
-    for minute in first..=last {
-        statement.execute([minute])?;
-    }
-    crate::tokens::meta_set(conn, ROLLED_KEY, &last.to_string())?;
-    Ok(last - first + 1)
+    Ok(rolled)
 }
 
 /// What one [`roll_up_step`] did.
