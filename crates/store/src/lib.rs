@@ -219,6 +219,9 @@ impl Inner {
     }
 }
 
+/// How long a connection waits for a lock another connection holds before giving up.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens a connection with warden's pragmas. The writer's connection sets WAL mode.
 pub(crate) fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
     let flags = if writer {
@@ -230,7 +233,7 @@ pub(crate) fn open_connection(path: &Path, writer: bool) -> Result<Connection, S
     };
     let conn =
         Connection::open_with_flags(path, flags).map_err(|error| classify(error.into(), path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     let setup = if writer {
         // The log is checkpointed by its own thread (`writer::run_checkpointer`); the writer
         // checkpoints only when the log reaches 256 MiB (65,536 pages), which a write load

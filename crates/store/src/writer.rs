@@ -67,7 +67,7 @@ const CHECKPOINT_BUSY_FRAMES: i64 = 4_096;
 fn truncate_log(conn: &Connection) -> rusqlite::Result<i64> {
     conn.busy_timeout(std::time::Duration::ZERO)?;
     let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0));
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(crate::BUSY_TIMEOUT)?;
     outcome
 }
 
