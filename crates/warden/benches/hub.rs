@@ -114,6 +114,26 @@ fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
 }
 
+/// CPU ticks of process `pid` itself (all its threads) and of its reaped children:
+/// utime + stime and cutime + cstime (fields 14–17 of stat(5)).
+fn cpu_and_children_ticks(pid: &str) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(4)
+                .map(|v| v.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    match fields[..] {
+        [utime, stime, cutime, cstime] => (utime + stime, cutime + cstime),
+        _ => (0, 0),
+    }
+}
+
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -517,21 +537,33 @@ fn exec_throughput() {
     };
     let mut bare = vec![first_bare];
     let mut windows = Vec::new();
+    // CPU ticks over each window: the hub's own and its reaped children's (the checks);
+    // the bare loop's own (this process: its spawning threads) and its children's.
+    let mut hub_cpu = Vec::new();
+    let mut bare_cpu = Vec::new();
     for round in 0..rounds {
         if round > 0 {
             // The catch-up after a stop (every overdue check once) settles first.
             std::thread::sleep(Duration::from_secs(3));
         }
+        let before = cpu_and_children_ticks(&pid);
         let t0 = now_ms();
         std::thread::sleep(Duration::from_secs(seconds));
         let t1 = now_ms();
+        let after = cpu_and_children_ticks(&pid);
+        hub_cpu.push((after.0 - before.0, after.1 - before.1));
         windows.push((t0, t1));
         signal("-STOP");
         std::thread::sleep(Duration::from_millis(500));
-        bare.push(bare_spawn_rate(concurrency, 5));
+        let before = cpu_and_children_ticks("self");
+        let rate = bare_spawn_rate(concurrency, 5);
+        let after = cpu_and_children_ticks("self");
+        bare_cpu.push((after.0 - before.0, after.1 - before.1, rate * 5.0));
+        bare.push(rate);
         signal("-CONT");
     }
     let mut rates = Vec::new();
+    let mut done_per_window = Vec::new();
     let mut ok = 0;
     let mut recorded = 0;
     for &(t0, t1) in &windows {
@@ -542,6 +574,7 @@ fn exec_throughput() {
             .count();
         ok += runs.iter().filter(|r| r["status"] == "ok").count();
         recorded += runs.len();
+        done_per_window.push(done);
         rates.push(done as f64 / ((t1 - t0) as f64 / 1000.0));
     }
     drop(hub);
@@ -561,6 +594,23 @@ fn exec_throughput() {
             bare[i + 1]
         );
     }
+    // CPU per run, which the machine's drifting speed moves less than rates: what the hub adds
+    // to each spawn, beside what the bare loop's own threads spend on one.
+    let us_per_tick = 1e6 / clock_ticks_per_second();
+    let per = |ticks: u64, n: f64| ticks as f64 * us_per_tick / n.max(1.0);
+    let hub_us: u64 = hub_cpu.iter().map(|c| c.0).sum();
+    let hub_children_us: u64 = hub_cpu.iter().map(|c| c.1).sum();
+    let runs_done = done_per_window.iter().sum::<usize>() as f64;
+    let bare_spawns: f64 = bare_cpu.iter().map(|c| c.2).sum();
+    let bare_us: u64 = bare_cpu.iter().map(|c| c.0).sum();
+    let bare_children_us: u64 = bare_cpu.iter().map(|c| c.1).sum();
+    println!(
+        "CPU per run: hub {:.0} us, its checks {:.0} us; bare loop {:.0} us per spawn, its children {:.0} us (bare windows after the first)",
+        per(hub_us, runs_done),
+        per(hub_children_us, runs_done),
+        per(bare_us, bare_spawns),
+        per(bare_children_us, bare_spawns),
+    );
     let total_rate: f64 = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
     let total_bare: f64 = bare.iter().sum::<f64>() / bare.len().max(1) as f64;
     shares.sort_by(|a, b| a.total_cmp(b));
