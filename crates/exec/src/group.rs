@@ -51,6 +51,11 @@ impl GroupGuard {
         Self { pgid }
     }
 
+    /// The group's id, if it guards one.
+    pub(crate) fn pgid(&self) -> Option<i32> {
+        self.pgid
+    }
+
     /// Sends `signal` to the group; failures are logged, not returned (there is nothing more
     /// a caller could do).
     pub(crate) fn signal(&self, signal: libc::c_int) {

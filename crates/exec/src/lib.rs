@@ -15,7 +15,7 @@
 //!   and the pipes are drained once more (again bounded) to pick up what was written meanwhile.
 //! - **Timeout or cancellation**: SIGTERM to the group, up to [`ProcessSpec::kill_grace`] for the
 //!   main child to exit and the pipes to close, then SIGKILL to the group, reap, bounded drain.
-//! - **Future dropped**: a guard SIGKILLs the group and tokio's `kill_on_drop` kills and reaps the
+//! - **Future dropped**: a guard SIGKILLs the group, and the thread watching the run reaps the
 //!   main child (see the cancel safety notes on [`run_process`]).
 //!
 //! The group id is the main child's pid. Once the main child has been reaped, that id stays
@@ -41,7 +41,7 @@ mod process;
 mod spec;
 
 pub use output::{MAX_LINE_BYTES, OutputLine, Stream};
-pub use process::{Outcome, ProcessResult, run_process};
+pub use process::{Outcome, ProcessResult, Runner, run_process};
 pub use spec::{CLEAN_PATH, DEFAULT_OUTPUT_CAP, ProcessSpec, SpecError};
 
 #[cfg(test)]

@@ -1,26 +1,44 @@
-//! Running one process to completion: [`run_process`] and what it returns.
+//! Running one process to completion: [`run_process`], [`Runner`], and what a run returns.
+//!
+//! Each process is started and watched by one of a [`Runner`]'s threads, which waits in
+//! poll(2) on the child's two pipes and a pidfd. The alternatives, both measured in
+//! docs/benchmarks.md (scenario B, session 7), cost more per run:
+//! - `tokio::process` registers both pipes and a pidfd with the runtime's epoll for every child;
+//! - tokio's blocking pool wakes an idle thread for every run, and the run's task after it.
 
-use std::io;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::group::GroupGuard;
+use crate::group::{GroupGuard, signal_group};
 use crate::output::{Collector, LineSplitter, OutputLine, Stream};
 use crate::spec::{CLEAN_PATH, ProcessSpec, SpecError, os_error_text};
 
 /// After the final SIGKILL, how long to wait at most for the main child to be reaped. SIGKILL
 /// cannot be caught, so this only matters for a process stuck in the kernel (say, on a dead
-/// NFS mount); the run must end anyway. tokio reaps the child later (`kill_on_drop`).
+/// NFS mount); the run must end anyway. A thread of its own reaps the child later.
 const REAP_LIMIT: Duration = Duration::from_secs(5);
 
 /// Size of each read from a pipe.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// Longest single wait in poll(2): how soon a fired cancellation token, or a caller that
+/// dropped the future, is noticed by the watching thread.
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+
+/// Without a pidfd (Linux before 5.3), how often the main child is asked whether it exited.
+const NO_PIDFD_EVERY: Duration = Duration::from_millis(5);
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,10 +99,12 @@ impl ProcessResult {
 ///
 /// The child runs in a new process group with stdin from `/dev/null`. However the run ends,
 /// the whole group is SIGKILLed at the end; see the crate documentation for the sequence and
-/// for why pipes are drained with a bounded wait rather than to end-of-file.
+/// for why pipes are drained with a bounded wait rather than to end-of-file. A fired `cancel`
+/// is noticed within [`WATCH_EVERY`] (50 ms); a run cancelled while it waits for a thread is
+/// never started.
 ///
-/// Needs a tokio runtime with its I/O and time drivers enabled (`enable_all`), as any use of
-/// `tokio::process` and `tokio::time` does.
+/// Runs on a [`Runner`] shared by the whole process, of 4 × cores threads: at most that many
+/// such runs at once, the others wait their turn. Use a [`Runner`] of your own for another bound.
 ///
 /// Errors never panic: a spec that fails [`ProcessSpec::validate`] or a program that cannot be
 /// started gives [`Outcome::SpawnFailed`]. A token that is already cancelled gives
@@ -93,31 +113,259 @@ impl ProcessResult {
 /// # Cancel safety
 ///
 /// Dropping the returned future before it completes does not leave processes behind: a guard
-/// held across the run SIGKILLs the whole process group when dropped, and the main child is
-/// spawned with tokio's `kill_on_drop`, so it is killed too and reaped in the background by
-/// tokio. Output not yet returned is lost, and there is no SIGTERM grace in that case. To stop
-/// a run gracefully (SIGTERM, grace, SIGKILL) and still get its result, fire `cancel` instead.
+/// held by the future SIGKILLs the whole process group when dropped, and the watching thread
+/// then reaps the main child and stops. Output not yet returned is lost, and there is no
+/// SIGTERM grace in that case. To stop a run gracefully (SIGTERM, grace, SIGKILL) and still
+/// get its result, fire `cancel` instead.
 pub async fn run_process(
     spec: &ProcessSpec,
     lines: Option<mpsc::Sender<OutputLine>>,
     cancel: CancellationToken,
 ) -> ProcessResult {
-    let started = Instant::now();
-    let collector = Collector::new(spec.output_cap, lines);
+    static DEFAULT: OnceLock<Runner> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            Runner::new(4 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+        })
+        .run(spec, lines, cancel)
+        .await
+}
 
-    if let Err(err) = spec.validate() {
-        let message = match err {
-            SpecError::EmptyCommand => "cannot run an empty command".to_owned(),
-            other => format!("cannot run `{}`: {other}", spec.program()),
+/// A fixed set of threads that start and watch processes: at most that many run at once, and
+/// the rest wait their turn in its queue.
+///
+/// Each thread takes the next run from the queue as soon as it is done with one, so under a
+/// steady load no thread sleeps between runs and handing a run over costs no wake-up. Watching
+/// from a thread with `poll(2)` costs the hub less per run than `tokio::process`, whose every
+/// child registers two pipes and a pidfd with the runtime (measured in docs/benchmarks.md,
+/// scenario B, session 7).
+///
+/// Cheap to clone; the threads stop when the last clone is dropped and the queue is empty.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    handle: Arc<RunnerHandle>,
+}
+
+#[derive(Debug)]
+struct RunnerHandle {
+    queue: Arc<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// Threads waiting for a job (a push wakes one only if there is one).
+    idle: usize,
+    closed: bool,
+}
+
+impl std::fmt::Debug for QueueState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueState")
+            .field("jobs", &self.jobs.len())
+            .field("idle", &self.idle)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Runner {
+    /// A runner with `threads` threads (at least one), started now.
+    pub fn new(threads: usize) -> Runner {
+        let queue = Arc::new(Queue::default());
+        for n in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("warden-exec-{n}"))
+                .spawn(move || queue.work());
+            if let Err(err) = spawned {
+                // Fewer threads than asked for; with none at all, runs wait forever, so say so.
+                tracing::error!(%err, "cannot start a process runner thread");
+            }
+        }
+        Runner {
+            handle: Arc::new(RunnerHandle { queue }),
+        }
+    }
+
+    /// Runs `spec` to completion on one of the runner's threads; see [`run_process`].
+    pub async fn run(
+        &self,
+        spec: &ProcessSpec,
+        lines: Option<mpsc::Sender<OutputLine>>,
+        cancel: CancellationToken,
+    ) -> ProcessResult {
+        let called = Instant::now();
+        if let Err(err) = spec.validate() {
+            let message = match err {
+                SpecError::EmptyCommand => "cannot run an empty command".to_owned(),
+                other => format!("cannot run `{}`: {other}", spec.program()),
+            };
+            let collector = Collector::new(spec.output_cap, lines);
+            return finish(Outcome::SpawnFailed(message), collector, called, None);
+        }
+        if cancel.is_cancelled() {
+            let collector = Collector::new(spec.output_cap, lines);
+            return finish(Outcome::Cancelled, collector, called, None);
+        }
+
+        let shared = Arc::new(Shared::default());
+        let mut abandon = Abandon {
+            shared: Arc::clone(&shared),
+            armed: true,
         };
-        return finish(Outcome::SpawnFailed(message), collector, started, None);
+        let owned = spec.clone();
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // Dropped while it waited: nobody wants it.
+            if shared.abandoned.load(Ordering::SeqCst) {
+                return;
+            }
+            let started = Instant::now();
+            let result = if cancel.is_cancelled() {
+                finish(
+                    Outcome::Cancelled,
+                    Collector::new(owned.output_cap, lines),
+                    started,
+                    None,
+                )
+            } else {
+                watch(&owned, lines, &cancel, &shared, started)
+            };
+            let _ = done.send(result);
+        });
+        if !self.handle.queue.push(job) {
+            abandon.armed = false;
+            let collector = Collector::new(spec.output_cap, None);
+            let message = format!(
+                "cannot run `{}`: the process runner has stopped",
+                spec.program()
+            );
+            return finish(Outcome::SpawnFailed(message), collector, called, None);
+        }
+        let result = result.await;
+        abandon.armed = false;
+        match result {
+            Ok(result) => result,
+            // The job was dropped unrun (the runner is gone) or its thread panicked.
+            Err(_) => {
+                let collector = Collector::new(spec.output_cap, None);
+                let message = format!("cannot run `{}`: the process runner failed", spec.program());
+                finish(Outcome::SpawnFailed(message), collector, called, None)
+            }
+        }
     }
-    if cancel.is_cancelled() {
-        return finish(Outcome::Cancelled, collector, started, None);
+}
+
+impl Drop for RunnerHandle {
+    fn drop(&mut self) {
+        let mut state = lock(&self.queue.state);
+        state.closed = true;
+        drop(state);
+        self.queue.ready.notify_all();
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (a queue of jobs).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Queue {
+    /// Adds a job; false once the runner has stopped.
+    fn push(&self, job: Job) -> bool {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        state.jobs.push_back(job);
+        let wake = state.idle > 0;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
     }
 
-    let mut command = build_command(spec);
-    let child = match command.spawn() {
+    /// A runner thread: jobs one after another until the runner is dropped and none is left.
+    fn work(&self) {
+        loop {
+            let mut state = lock(&self.state);
+            let job = loop {
+                if let Some(job) = state.jobs.pop_front() {
+                    break job;
+                }
+                if state.closed {
+                    return;
+                }
+                state.idle += 1;
+                state = self
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.idle -= 1;
+            };
+            drop(state);
+            // A job that panics must not take the thread with it; its caller sees the dropped
+            // result channel.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+    }
+}
+
+/// What the future and the watching thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The child's process group while it may be signalled; 0 before the spawn and after the
+    /// final SIGKILL.
+    pgid: AtomicI32,
+    /// The future was dropped: nobody wants the result.
+    abandoned: AtomicBool,
+}
+
+/// Held by the future: if it is dropped mid-run, the group is SIGKILLed at once and the
+/// watching thread told to stop.
+struct Abandon {
+    shared: Arc<Shared>,
+    armed: bool,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Flag first, then look at the group: the watcher stores the group before it looks at
+        // the flag, so one of the two always sees the other and the group is killed.
+        self.shared.abandoned.store(true, Ordering::SeqCst);
+        let pgid = self.shared.pgid.load(Ordering::SeqCst);
+        if pgid > 1 {
+            // Best effort: a drop cannot report failure.
+            let _ = signal_group(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// The watching thread's whole run: spawn, watch, kill, drain.
+fn watch(
+    spec: &ProcessSpec,
+    lines: Option<mpsc::Sender<OutputLine>>,
+    cancel: &CancellationToken,
+    shared: &Shared,
+    started: Instant,
+) -> ProcessResult {
+    let collector = Collector::new(spec.output_cap, lines);
+    let mut child = match build_command(spec).spawn() {
         Ok(child) => child,
         Err(err) => {
             let message = format!("cannot run `{}`: {}", spec.program(), os_error_text(&err));
@@ -126,30 +374,58 @@ pub async fn run_process(
         }
     };
     let pid = child.id();
-    // Kills the whole group if this future is dropped mid-run (`kill_on_drop` only reaches the
-    // main child).
-    let guard = GroupGuard::new(pid);
-    tracing::debug!(?pid, program = spec.program(), "spawned");
-
+    let guard = GroupGuard::new(Some(pid));
+    shared
+        .pgid
+        .store(guard.pgid().unwrap_or(0), Ordering::SeqCst);
+    tracing::debug!(pid, program = spec.program(), "spawned");
+    // A pidfd says when the main child exits even while a grandchild holds the pipes.
+    let pidfd = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
     let mut run = Run {
         child,
+        pidfd,
+        reaped: false,
         guard,
-        stdout: Pipe::new(Stream::Stdout),
-        stderr: Pipe::new(Stream::Stderr),
+        stdout: Pipe::new(Stream::Stdout, stdout),
+        stderr: Pipe::new(Stream::Stderr, stderr),
+        buf: vec![0; READ_CHUNK].into_boxed_slice(),
         collector,
+        cancel,
+        shared,
     };
-    run.stdout.src = run.child.stdout.take();
-    run.stderr.src = run.child.stderr.take();
-
-    let outcome = run.drive(spec, started, &cancel).await;
+    let outcome = run.drive(spec, started);
+    // Every path ends with the final SIGKILL to the group (sent in `drive`).
+    shared.pgid.store(0, Ordering::SeqCst);
     let Run {
+        child,
+        reaped,
         mut guard,
         collector,
         ..
     } = run;
-    // Every path ends with the final SIGKILL to the group (sent in `drive`).
     guard.disarm();
-    finish(outcome, collector, started, pid)
+    if !reaped {
+        reap_in_background(child);
+    }
+    finish(outcome, collector, started, Some(pid))
+}
+
+/// Waits for a child that outlived [`REAP_LIMIT`] on a thread of its own, so it does not stay
+/// a zombie.
+fn reap_in_background(mut child: Child) {
+    let spawned = std::thread::Builder::new()
+        .name("warden-reap".to_owned())
+        .spawn(move || {
+            let _ = child.wait();
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(%err, "cannot start a thread to reap a stuck child");
+    }
 }
 
 fn finish(
@@ -170,20 +446,19 @@ fn finish(
     }
 }
 
-fn build_command(spec: &ProcessSpec) -> tokio::process::Command {
+fn build_command(spec: &ProcessSpec) -> Command {
     // `validate` has checked that the command is not empty.
     let (program, args) = spec
         .command
         .split_first()
         .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
-    let mut command = tokio::process::Command::new(program);
+    let mut command = Command::new(program);
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     if spec.clean_env {
         command.env_clear().env("PATH", CLEAN_PATH);
     }
@@ -202,35 +477,48 @@ enum Ended {
     Kill(Outcome),
 }
 
-/// A started run's state.
-struct Run {
-    child: tokio::process::Child,
-    guard: GroupGuard,
-    stdout: Pipe<tokio::process::ChildStdout>,
-    stderr: Pipe<tokio::process::ChildStderr>,
-    collector: Collector,
+/// What one wait in poll(2) found ready.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ready {
+    stdout: bool,
+    stderr: bool,
+    /// The pidfd is readable: the main child has exited.
+    child: bool,
 }
 
-impl Run {
-    async fn drive(
-        &mut self,
-        spec: &ProcessSpec,
-        started: Instant,
-        cancel: &CancellationToken,
-    ) -> Outcome {
+/// A started run's state, owned by the watching thread.
+struct Run<'a> {
+    child: Child,
+    /// `None` once the child is reaped, or if the kernel has no pidfds.
+    pidfd: Option<OwnedFd>,
+    reaped: bool,
+    guard: GroupGuard,
+    stdout: Pipe<ChildStdout>,
+    stderr: Pipe<ChildStderr>,
+    /// One read buffer for both pipes (they are read one at a time).
+    buf: Box<[u8]>,
+    collector: Collector,
+    cancel: &'a CancellationToken,
+    shared: &'a Shared,
+}
+
+impl Run<'_> {
+    fn drive(&mut self, spec: &ProcessSpec, started: Instant) -> Outcome {
         let deadline = started.checked_add(spec.timeout);
         let ended = loop {
-            tokio::select! {
-                // Biased so that an exit wins over a timeout firing at the same time, and so
-                // that a child flooding its pipes cannot starve the timer or the token.
-                biased;
-                status = self.child.wait() => break Ended::Exited(status),
-                () = cancel.cancelled() => break Ended::Kill(Outcome::Cancelled),
-                () = sleep_until(deadline) => break Ended::Kill(Outcome::TimedOut),
-                (stream, read) = next_chunk(&mut self.stdout, &mut self.stderr) => {
-                    self.consume(stream, read);
-                }
+            let ready = self.wait(deadline, true);
+            // In this order, as a biased select: an exit wins over a timeout passing at the same
+            // time, and a child flooding its pipes cannot starve the timer or the token.
+            if let Some(exited) = self.check_exit(ready) {
+                break Ended::Exited(exited);
             }
+            if self.cancel.is_cancelled() || self.shared.abandoned.load(Ordering::SeqCst) {
+                break Ended::Kill(Outcome::Cancelled);
+            }
+            if passed(deadline) {
+                break Ended::Kill(Outcome::TimedOut);
+            }
+            self.read_ready(ready);
         };
 
         let outcome = match ended {
@@ -238,7 +526,7 @@ impl Run {
                 tracing::debug!(%status, "main child exited");
                 // Output still in the pipes is read with a bounded wait: a grandchild in the
                 // group may hold them open indefinitely. Then the rest of the group goes.
-                self.drain(spec.drain_timeout).await;
+                self.drain(spec.drain_timeout);
                 self.guard.signal(libc::SIGKILL);
                 exit_outcome(status)
             }
@@ -253,13 +541,19 @@ impl Run {
             }
             Ended::Kill(outcome) => {
                 tracing::debug!(?outcome, "stopping process group");
-                self.terminate(spec.kill_grace).await;
+                // Nobody waits for an abandoned run's result: no grace for it.
+                let grace = if self.shared.abandoned.load(Ordering::SeqCst) {
+                    Duration::ZERO
+                } else {
+                    spec.kill_grace
+                };
+                self.terminate(grace);
                 outcome
             }
         };
         // Pick up what was written before the group died; end-of-file normally comes at once
         // now, unless a process that left the group holds a pipe.
-        self.drain(spec.drain_timeout).await;
+        self.drain(spec.drain_timeout);
         self.stdout.close(&mut self.collector);
         self.stderr.close(&mut self.collector);
         outcome
@@ -267,62 +561,134 @@ impl Run {
 
     /// SIGTERM to the group; up to `grace` for the main child to exit and the pipes to close;
     /// SIGKILL to the group; reap the main child (bounded).
-    async fn terminate(&mut self, grace: Duration) {
+    fn terminate(&mut self, grace: Duration) {
         self.guard.signal(libc::SIGTERM);
-        let mut reaped = false;
         let grace_deadline = Instant::now().checked_add(grace);
-        while !(reaped && self.pipes_closed()) {
-            tokio::select! {
-                biased;
-                _ = self.child.wait(), if !reaped => reaped = true,
-                () = sleep_until(grace_deadline) => break,
-                (stream, read) = next_chunk(&mut self.stdout, &mut self.stderr) => {
-                    self.consume(stream, read);
-                }
-            }
+        // Until the main child is reaped and the pipes are closed, or the grace is over.
+        while !(passed(grace_deadline) || self.reaped && self.pipes_closed()) {
+            let ready = self.wait(grace_deadline, true);
+            let _ = self.check_exit(ready);
+            self.read_ready(ready);
         }
         self.guard.signal(libc::SIGKILL);
         let reap_deadline = Instant::now().checked_add(REAP_LIMIT);
-        while !reaped {
-            tokio::select! {
-                biased;
-                _ = self.child.wait() => reaped = true,
-                () = sleep_until(reap_deadline) => {
-                    tracing::warn!("main child not reaped after SIGKILL; leaving it to tokio");
-                    break;
-                }
-                (stream, read) = next_chunk(&mut self.stdout, &mut self.stderr) => {
-                    self.consume(stream, read);
-                }
+        while !self.reaped {
+            if passed(reap_deadline) {
+                tracing::warn!("main child not reaped after SIGKILL; reaping it in the background");
+                break;
             }
+            let ready = self.wait(reap_deadline, true);
+            let _ = self.check_exit(ready);
+            self.read_ready(ready);
         }
     }
 
     /// Reads until both pipes are at end-of-file or `limit` has passed.
-    async fn drain(&mut self, limit: Duration) {
+    fn drain(&mut self, limit: Duration) {
         let deadline = Instant::now().checked_add(limit);
-        while !self.pipes_closed() {
-            tokio::select! {
-                // The timer first: a process writing without pause must not keep us here.
-                biased;
-                () = sleep_until(deadline) => break,
-                (stream, read) = next_chunk(&mut self.stdout, &mut self.stderr) => {
-                    self.consume(stream, read);
-                }
+        // The timer first: a process writing without pause must not keep us here.
+        while !self.pipes_closed() && !passed(deadline) {
+            let ready = self.wait(deadline, false);
+            self.read_ready(ready);
+        }
+    }
+
+    /// Waits in poll(2) until a pipe has data or closes, the main child exits (if
+    /// `watch_child`), `deadline` passes, or [`WATCH_EVERY`] has gone by.
+    fn wait(&self, deadline: Option<Instant>, watch_child: bool) -> Ready {
+        let watch_child = watch_child && !self.reaped;
+        let mut limit = deadline
+            .map_or(WATCH_EVERY, |d| d.saturating_duration_since(Instant::now()))
+            .min(WATCH_EVERY);
+        let pidfd = self.pidfd.as_ref().filter(|_| watch_child);
+        if watch_child && pidfd.is_none() {
+            limit = limit.min(NO_PIDFD_EVERY);
+        }
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+        let mut which: Vec<u8> = Vec::with_capacity(3);
+        if let Some(src) = &self.stdout.src {
+            fds.push(PollFd::from_borrowed_fd(src.as_fd(), PollFlags::IN));
+            which.push(0);
+        }
+        if let Some(src) = &self.stderr.src {
+            fds.push(PollFd::from_borrowed_fd(src.as_fd(), PollFlags::IN));
+            which.push(1);
+        }
+        if let Some(fd) = pidfd {
+            fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::IN));
+            which.push(2);
+        }
+        let timeout = Timespec {
+            tv_sec: i64::try_from(limit.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(limit.subsec_nanos()),
+        };
+        let mut ready = Ready::default();
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return ready,
+            Err(err) => {
+                // Not expected (EINVAL, ENOMEM); wait out the interval rather than spin.
+                tracing::warn!(%err, "poll failed");
+                std::thread::sleep(limit);
+                return ready;
             }
+        }
+        for (fd, which) in fds.iter().zip(which) {
+            if fd.revents().is_empty() {
+                continue;
+            }
+            match which {
+                0 => ready.stdout = true,
+                1 => ready.stderr = true,
+                _ => ready.child = true,
+            }
+        }
+        if watch_child && pidfd.is_none() {
+            // No pidfd: ask every time.
+            ready.child = true;
+        }
+        ready
+    }
+
+    /// Reaps the main child if it has exited; `None` while it runs (or once it is reaped).
+    fn check_exit(&mut self, ready: Ready) -> Option<io::Result<ExitStatus>> {
+        if self.reaped || !ready.child {
+            return None;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.reaped = true;
+                self.pidfd = None;
+                Some(Ok(status))
+            }
+            Ok(None) => None,
+            Err(err) => {
+                // Not ours to wait for any more (ECHILD): nothing will ever say it exited.
+                self.reaped = true;
+                self.pidfd = None;
+                Some(Err(err))
+            }
+        }
+    }
+
+    /// One read from each pipe that poll(2) found ready.
+    fn read_ready(&mut self, ready: Ready) {
+        if ready.stdout {
+            self.stdout.read_once(&mut self.buf, &mut self.collector);
+        }
+        if ready.stderr {
+            self.stderr.read_once(&mut self.buf, &mut self.collector);
         }
     }
 
     fn pipes_closed(&self) -> bool {
         !self.stdout.is_open() && !self.stderr.is_open()
     }
+}
 
-    fn consume(&mut self, stream: Stream, read: io::Result<usize>) {
-        match stream {
-            Stream::Stdout => self.stdout.consume(read, &mut self.collector),
-            Stream::Stderr => self.stderr.consume(read, &mut self.collector),
-        }
-    }
+/// Whether `deadline` has passed (never, for no deadline: a timeout too large to represent).
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 fn exit_outcome(status: ExitStatus) -> Outcome {
@@ -334,28 +700,18 @@ fn exit_outcome(status: ExitStatus) -> Outcome {
     }
 }
 
-/// Sleeps until `deadline`; forever if there is none (a timeout too large to represent).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// One of the child's output pipes and the line splitter behind it.
 struct Pipe<R> {
     stream: Stream,
     src: Option<R>,
-    buf: Box<[u8]>,
     splitter: LineSplitter,
 }
 
-impl<R: AsyncRead + Unpin> Pipe<R> {
-    fn new(stream: Stream) -> Self {
+impl<R: Read> Pipe<R> {
+    fn new(stream: Stream, src: Option<R>) -> Self {
         Self {
             stream,
-            src: None,
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            src,
             splitter: LineSplitter::default(),
         }
     }
@@ -364,24 +720,19 @@ impl<R: AsyncRead + Unpin> Pipe<R> {
         self.src.is_some()
     }
 
-    /// Reads one chunk into `buf` (cancel safe: a cancelled read has consumed nothing).
-    async fn read(&mut self) -> io::Result<usize> {
-        match &mut self.src {
-            Some(src) => src.read(&mut self.buf).await,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn consume(&mut self, read: io::Result<usize>, collector: &mut Collector) {
+    /// One read, after poll(2) said the pipe is readable (so it does not block).
+    fn read_once(&mut self, buf: &mut [u8], collector: &mut Collector) {
+        let Some(src) = &mut self.src else { return };
         let stream = self.stream;
-        match read {
+        match src.read(buf) {
             Ok(0) => self.close(collector),
             Ok(n) => {
-                let data = self.buf.get(..n).unwrap_or(&[]);
+                let data = buf.get(..n).unwrap_or(&[]);
                 self.splitter.feed(data, &mut |bytes, newline| {
                     collector.line(stream, bytes, newline)
                 });
             }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
                 tracing::debug!(?stream, %err, "reading output failed; treating as end of file");
                 self.close(collector);
@@ -395,18 +746,5 @@ impl<R: AsyncRead + Unpin> Pipe<R> {
         self.src = None;
         self.splitter
             .finish(&mut |bytes, newline| collector.line(stream, bytes, newline));
-    }
-}
-
-/// The next chunk from whichever pipe is ready; pending forever once both are closed.
-async fn next_chunk<A, B>(out: &mut Pipe<A>, err: &mut Pipe<B>) -> (Stream, io::Result<usize>)
-where
-    A: AsyncRead + Unpin,
-    B: AsyncRead + Unpin,
-{
-    tokio::select! {
-        read = out.read(), if out.is_open() => (Stream::Stdout, read),
-        read = err.read(), if err.is_open() => (Stream::Stderr, read),
-        else => std::future::pending().await,
     }
 }

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::output::{Collector, LineSplitter};
 use crate::{
-    CLEAN_PATH, MAX_LINE_BYTES, Outcome, OutputLine, ProcessResult, ProcessSpec, SpecError, Stream,
-    run_process,
+    CLEAN_PATH, MAX_LINE_BYTES, Outcome, OutputLine, ProcessResult, ProcessSpec, Runner, SpecError,
+    Stream, run_process,
 };
 
 /// Generous bound for "should be quick" waits (the machine may be busy building).
@@ -588,6 +588,77 @@ async fn background_process_with_redirected_output_is_killed_on_normal_exit() {
     assert_eq!(result.outcome, Outcome::Exited(0));
     let grandchild = read_pid(&dir.path().join("gc.pid")).expect("gc.pid");
     assert_all_dead(&[grandchild]).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runner: a bounded set of threads, a queue in front of them
+
+#[tokio::test]
+async fn a_runner_runs_at_most_its_threads_at_once_and_the_rest_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runner = Runner::new(1);
+    // Each run writes its start and end to one log, with a pause between: two runs at once
+    // would interleave their lines.
+    let script = |name: &str| {
+        with_dir(
+            sh(&format!(
+                r#"echo "start {name}" >> "$DIR/log"; sleep 0.2; echo "end {name}" >> "$DIR/log""#
+            )),
+            dir.path(),
+        )
+    };
+    let (a, b) = (script("a"), script("b"));
+    let (ra, rb) = tokio::join!(
+        runner.run(&a, None, CancellationToken::new()),
+        runner.run(&b, None, CancellationToken::new())
+    );
+    assert_eq!(ra.outcome, Outcome::Exited(0), "{ra:?}");
+    assert_eq!(rb.outcome, Outcome::Exited(0), "{rb:?}");
+    let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines == ["start a", "end a", "start b", "end b"]
+            || lines == ["start b", "end b", "start a", "end a"],
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_cancelled_while_it_waits_for_a_thread_is_never_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runner = Runner::new(1);
+    // The first run holds the only thread until the test creates `go`.
+    let first = with_dir(
+        sh(r#"echo started; while [ ! -e "$DIR/go" ]; do sleep 0.02; done"#),
+        dir.path(),
+    );
+    let second = with_dir(sh(r#"touch "$DIR/second-ran""#), dir.path());
+    let (tx, mut rx) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let (first_result, second_result) = tokio::join!(
+        runner.run(&first, Some(tx), CancellationToken::new()),
+        async {
+            assert_eq!(recv(&mut rx).await.line, "started");
+            let mut queued = Box::pin(runner.run(&second, None, cancel.clone()));
+            // Polled once: now it waits in the runner's queue.
+            tokio::select! {
+                biased;
+                result = &mut queued => panic!("finished while the only thread was busy: {result:?}"),
+                () = std::future::ready(()) => {}
+            }
+            cancel.cancel();
+            std::fs::write(dir.path().join("go"), "").expect("go");
+            queued.await
+        }
+    );
+    assert_eq!(first_result.outcome, Outcome::Exited(0), "{first_result:?}");
+    assert_eq!(
+        second_result.outcome,
+        Outcome::Cancelled,
+        "{second_result:?}"
+    );
+    assert_eq!(second_result.pid, None);
+    assert!(!dir.path().join("second-ran").exists());
 }
 
 // ---------------------------------------------------------------------------------------------

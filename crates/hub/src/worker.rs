@@ -98,7 +98,7 @@ pub struct WorkerPool {
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
-    processes: Arc<Semaphore>,
+    processes: warden_exec::Runner,
     /// Free run slots.
     slots: Arc<Semaphore>,
     /// Leases taken for the pool by someone else's write (the scheduler's enqueue).
@@ -220,7 +220,7 @@ impl WorkerPool {
             wake,
             in_flight: runs.0,
             hosts: Arc::default(),
-            processes: Arc::new(Semaphore::new(options.process_concurrency.max(1))),
+            processes: warden_exec::Runner::new(options.process_concurrency.max(1)),
             slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
             handed,
             hand,
@@ -406,7 +406,7 @@ impl WorkerPool {
                 options: self.options.clone(),
                 in_flight: Arc::clone(&self.in_flight),
                 hosts: Arc::clone(&self.hosts),
-                processes: Arc::clone(&self.processes),
+                processes: self.processes.clone(),
                 completions: completions.clone(),
             };
             runs.spawn(async move {
@@ -743,7 +743,7 @@ struct RunJob {
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
-    processes: Arc<Semaphore>,
+    processes: warden_exec::Runner,
     completions: mpsc::Sender<Finished>,
 }
 
@@ -975,11 +975,6 @@ impl RunJob {
                 "heartbeat checks are pushed by the job they watch; they are never run",
             )),
             CheckKind::Exec(exec) => {
-                // Wait for a process slot; a cancelled wait reports nothing.
-                let _process = tokio::select! {
-                    permit = Arc::clone(&self.processes).acquire_owned() => permit.ok()?,
-                    () = cancel.cancelled() => return None,
-                };
                 let spec = ProcessSpec {
                     command: exec.command.clone(),
                     env: exec
@@ -999,8 +994,10 @@ impl RunJob {
                 // and a task per run was a spawn and a wake-up more per process.
                 let forward =
                     forward_lines(self.bus.clone(), run_id, line_rx, self.options.output_cap);
+                // The runner's threads bound the processes at once; this run waits its turn in
+                // the runner's queue, and one cancelled while it waits is never started.
                 let (result, ()) = tokio::join!(
-                    warden_exec::run_process(&spec, Some(line_tx), cancel.clone()),
+                    self.processes.run(&spec, Some(line_tx), cancel.clone()),
                     forward
                 );
                 judge(&result, config.timeout).map(Judged::from)
