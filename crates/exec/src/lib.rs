@@ -40,7 +40,7 @@ pub mod probe;
 mod process;
 mod spec;
 
-pub use output::{MAX_LINE_BYTES, OutputLine, Stream};
+pub use output::{FirstLine, MAX_LINE_BYTES, OutputLine, Stream};
 pub use process::{Outcome, ProcessResult, Runner, run_process};
 pub use spec::{CLEAN_PATH, DEFAULT_OUTPUT_CAP, ProcessSpec, SpecError};
 

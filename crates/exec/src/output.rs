@@ -115,6 +115,18 @@ pub(crate) struct Collector {
     pub(crate) truncated_bytes: u64,
     lines: Option<mpsc::Sender<OutputLine>>,
     pub(crate) dropped_lines: u64,
+    /// Called once, just before the first line goes to `lines`.
+    first_line: Option<FirstLine>,
+}
+
+/// Called once, on the thread watching a run, just before its first output line is sent: for
+/// a caller that starts whatever reads the lines only when there are some.
+pub struct FirstLine(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for FirstLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FirstLine")
+    }
 }
 
 impl Collector {
@@ -127,7 +139,13 @@ impl Collector {
             truncated_bytes: 0,
             lines,
             dropped_lines: 0,
+            first_line: None,
         }
+    }
+
+    pub(crate) fn on_first_line(mut self, first_line: Option<FirstLine>) -> Self {
+        self.first_line = first_line;
+        self
     }
 
     /// One line (or piece of a long line) from `stream`.
@@ -135,6 +153,9 @@ impl Collector {
         let text = lossy(bytes);
         self.keep(stream, &text, newline);
         if let Some(tx) = &self.lines {
+            if let Some(FirstLine(first)) = self.first_line.take() {
+                first();
+            }
             let line = OutputLine {
                 stream,
                 at: SystemTime::now(),

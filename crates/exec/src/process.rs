@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::group::{GroupGuard, signal_group};
-use crate::output::{Collector, LineSplitter, OutputLine, Stream};
+use crate::output::{Collector, FirstLine, LineSplitter, OutputLine, Stream};
 use crate::spec::{CLEAN_PATH, ProcessSpec, SpecError, os_error_text};
 
 /// After the final SIGKILL, how long to wait at most for the main child to be reaped. SIGKILL
@@ -238,7 +238,8 @@ impl Runner {
                     None,
                 )
             } else {
-                watch(&owned, lines, &cancel, &shared, started)
+                let collector = Collector::new(owned.output_cap, lines);
+                watch(&owned, collector, &cancel, &shared, started)
             };
             let _ = done.send(result);
         });
@@ -262,6 +263,43 @@ impl Runner {
                 finish(Outcome::SpawnFailed(message), collector, called, None)
             }
         }
+    }
+}
+
+impl Runner {
+    /// Starts `spec` on one of the runner's threads and returns at once: `then` gets the result
+    /// on that thread, when the run is over. Lines go to `lines` as in [`run_process`];
+    /// `first_line` is called there just before the first one. A spec that fails
+    /// [`ProcessSpec::validate`] gives [`Outcome::SpawnFailed`], and a run whose `cancel` fires
+    /// before a thread takes it is never started ([`Outcome::Cancelled`]).
+    ///
+    /// For a caller that needs no task of its own per run: nothing wakes it when a run ends.
+    /// Returns false, without calling `then`, if the runner has stopped.
+    pub fn start(
+        &self,
+        spec: ProcessSpec,
+        lines: Option<mpsc::Sender<OutputLine>>,
+        first_line: Option<FirstLine>,
+        cancel: CancellationToken,
+        then: impl FnOnce(ProcessResult) + Send + 'static,
+    ) -> bool {
+        let job: Job = Box::new(move || {
+            let started = Instant::now();
+            let collector = Collector::new(spec.output_cap, lines).on_first_line(first_line);
+            let result = if let Err(err) = spec.validate() {
+                let message = match err {
+                    SpecError::EmptyCommand => "cannot run an empty command".to_owned(),
+                    other => format!("cannot run `{}`: {other}", spec.program()),
+                };
+                finish(Outcome::SpawnFailed(message), collector, started, None)
+            } else if cancel.is_cancelled() {
+                finish(Outcome::Cancelled, collector, started, None)
+            } else {
+                watch(&spec, collector, &cancel, &Shared::default(), started)
+            };
+            then(result);
+        });
+        self.handle.queue.push(job)
     }
 }
 
@@ -359,12 +397,11 @@ impl Drop for Abandon {
 /// The watching thread's whole run: spawn, watch, kill, drain.
 fn watch(
     spec: &ProcessSpec,
-    lines: Option<mpsc::Sender<OutputLine>>,
+    collector: Collector,
     cancel: &CancellationToken,
     shared: &Shared,
     started: Instant,
 ) -> ProcessResult {
-    let collector = Collector::new(spec.output_cap, lines);
     let mut child = match build_command(spec).spawn() {
         Ok(child) => child,
         Err(err) => {

@@ -401,18 +401,111 @@ impl WorkerPool {
                     },
                 );
             }
+            if let Ok(config) = &config
+                && lease.kind == "check"
+                && let CheckKind::Exec(exec) = &config.kind
+            {
+                let spec = exec_spec(exec, config.timeout, &self.options);
+                let name = config.name.clone();
+                let timeout = config.timeout;
+                self.start_exec(
+                    spec,
+                    lease,
+                    name,
+                    timeout,
+                    started,
+                    cancel,
+                    permit,
+                    runs,
+                    completions,
+                );
+                continue;
+            }
             let job = RunJob {
-                bus: self.bus.clone(),
-                options: self.options.clone(),
                 in_flight: Arc::clone(&self.in_flight),
                 hosts: Arc::clone(&self.hosts),
-                processes: self.processes.clone(),
                 completions: completions.clone(),
             };
             runs.spawn(async move {
                 job.execute(lease, config, started, cancel).await;
                 drop(permit);
             });
+        }
+    }
+}
+
+impl WorkerPool {
+    /// Hands an `exec` run to the process runner, with no task of its own: the runner's thread
+    /// judges the result and gives it to the completer. Its output lines are published by a
+    /// task started at its first line, and all of them are out before its result.
+    #[allow(clippy::too_many_arguments)]
+    fn start_exec(
+        &self,
+        spec: ProcessSpec,
+        lease: Lease,
+        name: String,
+        timeout: Duration,
+        started: Instant,
+        cancel: CancellationToken,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        runs: &TaskTracker,
+        completions: &mpsc::Sender<Finished>,
+    ) {
+        let run_id = lease.run_id;
+        let (line_tx, line_rx) = mpsc::channel(256);
+        // Set when a task publishes the lines; the result waits for it to finish.
+        let forwarding: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>> = Arc::default();
+        let first_line = {
+            let forwarding = Arc::clone(&forwarding);
+            let bus = self.bus.clone();
+            let cap = self.options.output_cap;
+            let runtime = tokio::runtime::Handle::current();
+            warden_exec::FirstLine(Box::new(move || {
+                let (done, finished) = tokio::sync::oneshot::channel();
+                if let Ok(mut slot) = forwarding.lock() {
+                    *slot = Some(finished);
+                }
+                runtime.spawn(async move {
+                    forward_lines(bus, run_id, line_rx, cap).await;
+                    let _ = done.send(());
+                });
+            }))
+        };
+        let in_flight = Arc::clone(&self.in_flight);
+        let completions = completions.clone();
+        // Keeps the pool's shutdown waiting for this run, as a task of its own would.
+        let tracked = runs.token();
+        let then = move |result: warden_exec::ProcessResult| {
+            let forwarder = forwarding.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(finished) = forwarder {
+                // On the runner's thread, outside the runtime: waiting here is allowed.
+                let _ = finished.blocking_recv();
+            }
+            if let Ok(mut map) = in_flight.lock() {
+                map.remove(&run_id);
+            }
+            match judge(&result, timeout).map(Judged::from) {
+                None => tracing::info!(run_id, "run cancelled; nothing reported"),
+                Some(outcome) => {
+                    let finished = finished(&lease, Some(name), outcome, started);
+                    if completions.blocking_send(finished).is_err() {
+                        tracing::warn!(
+                            run_id,
+                            "the pool stopped before this result could be recorded"
+                        );
+                    }
+                }
+            }
+            drop(permit);
+            drop(tracked);
+        };
+        if !self
+            .processes
+            .start(spec, Some(line_tx), Some(first_line), cancel, then)
+        {
+            // Only while the pool itself is being dropped; the lease expires and the run is
+            // retried.
+            tracing::warn!(run_id, "the process runner has stopped; run not started");
         }
     }
 }
@@ -739,11 +832,8 @@ async fn heartbeat_loop(
 }
 
 struct RunJob {
-    bus: Bus,
-    options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
-    processes: warden_exec::Runner,
     completions: mpsc::Sender<Finished>,
 }
 
@@ -810,7 +900,7 @@ impl RunJob {
         let run_id = lease.run_id;
         let check_name = config.as_ref().ok().map(|c| c.name.clone());
         let outcome = match (&config, lease.kind.as_str()) {
-            (Ok(config), "check") => self.run_check(run_id, config, cancel).await,
+            (Ok(config), "check") => self.run_check(config, cancel).await,
             (Err(error), "check") => Some(Judged::plain(
                 Status::Unknown,
                 format!("the run's check definition is unreadable: {error}"),
@@ -834,12 +924,7 @@ impl RunJob {
         .await;
     }
 
-    async fn run_check(
-        &self,
-        run_id: i64,
-        config: &CheckConfig,
-        cancel: CancellationToken,
-    ) -> Option<Judged> {
+    async fn run_check(&self, config: &CheckConfig, cancel: CancellationToken) -> Option<Judged> {
         let timeout = config.timeout;
         let probed = |observation: Observation, conditions: &[String]| {
             (!cancel.is_cancelled()).then(|| judge_probe(observation, conditions))
@@ -974,35 +1059,33 @@ impl RunJob {
                 Status::Unknown,
                 "heartbeat checks are pushed by the job they watch; they are never run",
             )),
-            CheckKind::Exec(exec) => {
-                let spec = ProcessSpec {
-                    command: exec.command.clone(),
-                    env: exec
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    clean_env: exec.clean_env,
-                    cwd: exec.cwd.clone(),
-                    timeout: config.timeout,
-                    kill_grace: self.options.kill_grace,
-                    output_cap: self.options.output_cap,
-                    ..ProcessSpec::default()
-                };
-                let (line_tx, line_rx) = mpsc::channel(256);
-                // In this task rather than one of its own: most checks print a line or two,
-                // and a task per run was a spawn and a wake-up more per process.
-                let forward =
-                    forward_lines(self.bus.clone(), run_id, line_rx, self.options.output_cap);
-                // The runner's threads bound the processes at once; this run waits its turn in
-                // the runner's queue, and one cancelled while it waits is never started.
-                let (result, ()) = tokio::join!(
-                    self.processes.run(&spec, Some(line_tx), cancel.clone()),
-                    forward
-                );
-                judge(&result, config.timeout).map(Judged::from)
-            }
+            // Never here: `WorkerPool::start` hands exec runs to the process runner, whose
+            // thread reports them (`WorkerPool::start_exec`). Nothing reported; were it ever
+            // reached, the lease would expire and the run be retried.
+            CheckKind::Exec(_) => None,
         }
+    }
+}
+
+/// The process an `exec` check runs.
+fn exec_spec(
+    exec: &warden_core::config::ExecCheck,
+    timeout: Duration,
+    options: &WorkerOptions,
+) -> ProcessSpec {
+    ProcessSpec {
+        command: exec.command.clone(),
+        env: exec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        clean_env: exec.clean_env,
+        cwd: exec.cwd.clone(),
+        timeout,
+        kill_grace: options.kill_grace,
+        output_cap: options.output_cap,
+        ..ProcessSpec::default()
     }
 }
 

@@ -770,7 +770,7 @@ fn logs_follow_prints_stored_then_live_lines_until_the_run_ends() {
 [[check]]
 name = "chatty"
 kind = "exec"
-command = ["sh", "-c", "for i in 1 2 3 4 5; do echo \"line $i\"; sleep 0.5; done"]
+command = ["sh", "-c", "for i in 1 2 3 4; do echo \"line $i\"; sleep 0.5; done; echo \"line 5\"; echo \"line 6\""]
 every = "1h"
 "#,
     )
@@ -809,8 +809,9 @@ every = "1h"
         run["state"] == "leased" || run["state"] == "queued",
         "the run ended before its first line was followed: {run}"
     );
+    // Lines 5 and 6 come out as the process exits: they are followed too, before the end.
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert_eq!(rest, ["line 2", "line 3", "line 4", "line 5"]);
+    assert_eq!(rest, ["line 2", "line 3", "line 4", "line 5", "line 6"]);
     let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(output.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&output.stderr);
