@@ -547,6 +547,9 @@ impl Run<'_> {
             // In this order, as a biased select: an exit wins over a timeout passing at the same
             // time, and a child flooding its pipes cannot starve the timer or the token.
             if let Some(exited) = self.check_exit(ready) {
+                // What the same wait found on the pipes too: usually their end-of-file, as the
+                // child's exit closed them, so the drain below has nothing left to wait for.
+                self.read_ready(ready);
                 break Ended::Exited(exited);
             }
             if self.cancel.is_cancelled() || self.shared.abandoned.load(Ordering::SeqCst) {
