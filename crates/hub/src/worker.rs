@@ -26,7 +26,8 @@ use crate::bus::{Bus, EventKind, OutputStream, SamplePoint};
 pub struct WorkerOptions {
     /// Runs at once, of every kind (in-process probes mostly wait on the network).
     pub concurrency: usize,
-    /// Of those, processes (`exec` checks) at once: bounded by what the machine can spawn.
+    /// Of those, processes (`exec` checks) at once: bounded by what the machine can spawn. The
+    /// pool's process runner has this many threads; the other leased exec runs wait in its queue.
     pub process_concurrency: usize,
     /// Lease length; heartbeats extend it every third of it.
     pub lease: Duration,
@@ -98,6 +99,7 @@ pub struct WorkerPool {
     options: WorkerOptions,
     in_flight: Arc<Mutex<HashMap<i64, InFlight>>>,
     hosts: HostSamplers,
+    /// Runs the `exec` checks' processes (see [`WorkerPool::start_exec`]).
     processes: warden_exec::Runner,
     /// Free run slots.
     slots: Arc<Semaphore>,
