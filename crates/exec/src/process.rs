@@ -204,69 +204,35 @@ impl Runner {
         cancel: CancellationToken,
     ) -> ProcessResult {
         let called = Instant::now();
-        if let Err(err) = spec.validate() {
-            let message = match err {
-                SpecError::EmptyCommand => "cannot run an empty command".to_owned(),
-                other => format!("cannot run `{}`: {other}", spec.program()),
-            };
-            let collector = Collector::new(spec.output_cap, lines);
-            return finish(Outcome::SpawnFailed(message), collector, called, None);
+        let collector = Collector::new(spec.output_cap, lines);
+        // Refused at once rather than after a wait for a thread (the job asks again).
+        if let Some(outcome) = refusal(spec, &cancel) {
+            return finish(outcome, collector, called, None);
         }
-        if cancel.is_cancelled() {
-            let collector = Collector::new(spec.output_cap, lines);
-            return finish(Outcome::Cancelled, collector, called, None);
-        }
-
+        let failed = |why: &str| {
+            let message = format!("cannot run `{}`: {why}", spec.program());
+            let collector = Collector::new(spec.output_cap, None);
+            finish(Outcome::SpawnFailed(message), collector, called, None)
+        };
         let shared = Arc::new(Shared::default());
         let mut abandon = Abandon {
             shared: Arc::clone(&shared),
             armed: true,
         };
-        let owned = spec.clone();
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            // Dropped while it waited: nobody wants it.
-            if shared.abandoned.load(Ordering::SeqCst) {
-                return;
-            }
-            let started = Instant::now();
-            let result = if cancel.is_cancelled() {
-                finish(
-                    Outcome::Cancelled,
-                    Collector::new(owned.output_cap, lines),
-                    started,
-                    None,
-                )
-            } else {
-                let collector = Collector::new(owned.output_cap, lines);
-                watch(&owned, collector, &cancel, &shared, started)
-            };
+        let then = move |result| {
             let _ = done.send(result);
-        });
-        if !self.handle.queue.push(job) {
+        };
+        if !self.submit(spec.clone(), collector, cancel, shared, then) {
             abandon.armed = false;
-            let collector = Collector::new(spec.output_cap, None);
-            let message = format!(
-                "cannot run `{}`: the process runner has stopped",
-                spec.program()
-            );
-            return finish(Outcome::SpawnFailed(message), collector, called, None);
+            return failed("the process runner has stopped");
         }
         let result = result.await;
         abandon.armed = false;
-        match result {
-            Ok(result) => result,
-            // The job was dropped unrun (the runner is gone) or its thread panicked.
-            Err(_) => {
-                let collector = Collector::new(spec.output_cap, None);
-                let message = format!("cannot run `{}`: the process runner failed", spec.program());
-                finish(Outcome::SpawnFailed(message), collector, called, None)
-            }
-        }
+        // Err: the job was dropped unrun (the runner is gone) or its thread panicked.
+        result.unwrap_or_else(|_| failed("the process runner failed"))
     }
-}
 
-impl Runner {
     /// Starts `spec` on one of the runner's threads and returns at once: `then` gets the result
     /// on that thread, when the run is over. Lines go to `lines` as in [`run_process`];
     /// `first_line` is called there just before the first one. A spec that fails
@@ -283,24 +249,47 @@ impl Runner {
         cancel: CancellationToken,
         then: impl FnOnce(ProcessResult) + Send + 'static,
     ) -> bool {
+        let collector = Collector::new(spec.output_cap, lines).on_first_line(first_line);
+        self.submit(spec, collector, cancel, Arc::default(), then)
+    }
+
+    /// Queues the run; the thread that takes it hands the result to `then`, unless `shared`
+    /// says the caller went away meanwhile. False if the runner has stopped.
+    fn submit(
+        &self,
+        spec: ProcessSpec,
+        collector: Collector,
+        cancel: CancellationToken,
+        shared: Arc<Shared>,
+        then: impl FnOnce(ProcessResult) + Send + 'static,
+    ) -> bool {
         let job: Job = Box::new(move || {
+            // Dropped while it waited (`run`'s future): nobody wants it.
+            if shared.abandoned.load(Ordering::SeqCst) {
+                return;
+            }
             let started = Instant::now();
-            let collector = Collector::new(spec.output_cap, lines).on_first_line(first_line);
-            let result = if let Err(err) = spec.validate() {
-                let message = match err {
-                    SpecError::EmptyCommand => "cannot run an empty command".to_owned(),
-                    other => format!("cannot run `{}`: {other}", spec.program()),
-                };
-                finish(Outcome::SpawnFailed(message), collector, started, None)
-            } else if cancel.is_cancelled() {
-                finish(Outcome::Cancelled, collector, started, None)
-            } else {
-                watch(&spec, collector, &cancel, &Shared::default(), started)
+            let result = match refusal(&spec, &cancel) {
+                Some(outcome) => finish(outcome, collector, started, None),
+                None => watch(&spec, collector, &cancel, &shared, started),
             };
             then(result);
         });
         self.handle.queue.push(job)
     }
+}
+
+/// Why a run is not to be started: a spec that fails [`ProcessSpec::validate`], or a token
+/// already cancelled.
+fn refusal(spec: &ProcessSpec, cancel: &CancellationToken) -> Option<Outcome> {
+    if let Err(err) = spec.validate() {
+        let message = match err {
+            SpecError::EmptyCommand => "cannot run an empty command".to_owned(),
+            other => format!("cannot run `{}`: {other}", spec.program()),
+        };
+        return Some(Outcome::SpawnFailed(message));
+    }
+    cancel.is_cancelled().then_some(Outcome::Cancelled)
 }
 
 impl Drop for RunnerHandle {
