@@ -408,8 +408,7 @@ impl WorkerPool {
                 && let CheckKind::Exec(exec) = &config.kind
             {
                 let spec = exec_spec(exec, config.timeout, &self.options);
-                let name = config.name.clone();
-                let timeout = config.timeout;
+                let (name, timeout) = (config.name.clone(), config.timeout);
                 self.start_exec(
                     spec,
                     lease,
@@ -434,9 +433,7 @@ impl WorkerPool {
             });
         }
     }
-}
 
-impl WorkerPool {
     /// Hands an `exec` run to the process runner, with no task of its own: the runner's thread
     /// judges the result and gives it to the completer. Its output lines are published by a
     /// task started at its first line, and all of them are out before its result.
@@ -483,19 +480,14 @@ impl WorkerPool {
                 // On the runner's thread, outside the runtime: waiting here is allowed.
                 let _ = finished.blocking_recv();
             }
-            if let Ok(mut map) = in_flight.lock() {
-                map.remove(&run_id);
-            }
-            match judge(&result, timeout).map(Judged::from) {
-                None => tracing::info!(run_id, "run cancelled; nothing reported"),
-                Some(outcome) => {
-                    let finished = finished(&lease, Some(name), outcome, started);
-                    if completions.blocking_send(finished).is_err() {
-                        tracing::warn!(
-                            run_id,
-                            "the pool stopped before this result could be recorded"
-                        );
-                    }
+            let outcome = judge(&result, timeout).map(Judged::from);
+            if let Some(outcome) = settle(&in_flight, run_id, outcome) {
+                let finished = finished(&lease, Some(name), outcome, started);
+                if completions.blocking_send(finished).is_err() {
+                    tracing::warn!(
+                        run_id,
+                        "the pool stopped before this result could be recorded"
+                    );
                 }
             }
             drop(permit);
@@ -510,6 +502,22 @@ impl WorkerPool {
             tracing::warn!(run_id, "the process runner has stopped; run not started");
         }
     }
+}
+
+/// A run is over: it leaves the runs in flight. `None` (cancelled, nothing to report) is
+/// logged here.
+fn settle(
+    in_flight: &Mutex<HashMap<i64, InFlight>>,
+    run_id: i64,
+    outcome: Option<Judged>,
+) -> Option<Judged> {
+    if let Ok(mut map) = in_flight.lock() {
+        map.remove(&run_id);
+    }
+    if outcome.is_none() {
+        tracing::info!(run_id, "run cancelled; nothing reported");
+    }
+    outcome
 }
 
 /// Hands a finished attempt to the completer (waiting for room).
@@ -912,11 +920,7 @@ impl RunJob {
                 format!("the local worker does not run `{other}` runs"),
             )),
         };
-        if let Ok(mut map) = self.in_flight.lock() {
-            map.remove(&run_id);
-        }
-        let Some(outcome) = outcome else {
-            tracing::info!(run_id, "run cancelled; nothing reported");
+        let Some(outcome) = settle(&self.in_flight, run_id, outcome) else {
             return;
         };
         report(
