@@ -1,7 +1,8 @@
 //! Running one process to completion: [`run_process`], [`Runner`], and what a run returns.
 //!
 //! Each process is started and watched by one of a [`Runner`]'s threads, which waits in
-//! poll(2) on the child's two pipes and a pidfd. The alternatives, both measured in
+//! poll(2) on the child's two pipes and, for a child that outlives its first 10 ms or its pipes,
+//! a pidfd (see [`Pidfd`]). The alternatives, both measured in
 //! docs/benchmarks.md (scenario B, session 7), cost more per run:
 //! - `tokio::process` registers both pipes and a pidfd with the runtime's epoll for every child;
 //! - tokio's blocking pool wakes an idle thread for every run, and the run's task after it.
@@ -36,6 +37,10 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Longest single wait in poll(2): how soon a fired cancellation token, or a caller that
 /// dropped the future, is noticed by the watching thread.
 const WATCH_EVERY: Duration = Duration::from_millis(50);
+
+/// How long a child runs before it gets a pidfd (see [`Pidfd`]): how late, at most, the exit
+/// of a child whose grandchild holds its pipes is noticed.
+const PIDFD_AFTER: Duration = Duration::from_millis(10);
 
 /// Without a pidfd (Linux before 5.3), how often the main child is asked whether it exited.
 const NO_PIDFD_EVERY: Duration = Duration::from_millis(5);
@@ -405,16 +410,13 @@ fn watch(
         .pgid
         .store(guard.pgid().unwrap_or(0), Ordering::SeqCst);
     tracing::debug!(pid, program = spec.program(), "spawned");
-    // A pidfd says when the main child exits even while a grandchild holds the pipes.
-    let pidfd = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let mut run = Run {
         child,
-        pidfd,
+        pid: i32::try_from(pid).ok().and_then(Pid::from_raw),
+        pidfd: Pidfd::NotYet,
+        spawned: Instant::now(),
         reaped: false,
         guard,
         stdout: Pipe::new(Stream::Stdout, stdout),
@@ -512,11 +514,27 @@ struct Ready {
     child: bool,
 }
 
+/// The main child's pidfd, opened only for a child that outlives its pipes' first wait.
+///
+/// Most checks exit at once, and their pipes' end-of-file then says so: a `wait4(WNOHANG)`
+/// reaps them. A pidfd costs the watching thread two system calls and the child's exit the
+/// kernel's pidfd bookkeeping (together ~1-2 % of `/bin/true` checks a second, measured with
+/// `cargo bench -p warden-exec --bench runner`, `WARDEN_BENCH_RUNNER_PIPED=0,1`).
+enum Pidfd {
+    NotYet,
+    Open(OwnedFd),
+    /// Reaped, or the kernel has none (Linux before 5.3): asked every [`NO_PIDFD_EVERY`].
+    None,
+}
+
 /// A started run's state, owned by the watching thread.
 struct Run<'a> {
     child: Child,
-    /// `None` once the child is reaped, or if the kernel has no pidfds.
-    pidfd: Option<OwnedFd>,
+    pid: Option<Pid>,
+    /// Says when the main child exits even while a grandchild holds the pipes; opened only
+    /// when needed (see [`Run::wants_pidfd`]).
+    pidfd: Pidfd,
+    spawned: Instant,
     reaped: bool,
     guard: GroupGuard,
     stdout: Pipe<ChildStdout>,
@@ -547,7 +565,15 @@ impl Run<'_> {
             if passed(deadline) {
                 break Ended::Kill(Outcome::TimedOut);
             }
+            let open = self.pipes_open();
             self.read_ready(ready);
+            // Without a pidfd, a pipe's end-of-file is the usual sign of the child's exit.
+            if matches!(self.pidfd, Pidfd::NotYet)
+                && self.pipes_open() < open
+                && let Some(exited) = self.exit_seen()
+            {
+                break Ended::Exited(exited);
+            }
         };
 
         let outcome = match ended {
@@ -591,6 +617,7 @@ impl Run<'_> {
     /// SIGTERM to the group; up to `grace` for the main child to exit and the pipes to close;
     /// SIGKILL to the group; reap the main child (bounded).
     fn terminate(&mut self, grace: Duration) {
+        self.open_pidfd();
         self.guard.signal(libc::SIGTERM);
         let grace_deadline = Instant::now().checked_add(grace);
         // Until the main child is reaped and the pipes are closed, or the grace is over.
@@ -624,15 +651,28 @@ impl Run<'_> {
 
     /// Waits in poll(2) until a pipe has data or closes, the main child exits (if
     /// `watch_child`), `deadline` passes, or [`WATCH_EVERY`] has gone by.
-    fn wait(&self, deadline: Option<Instant>, watch_child: bool) -> Ready {
+    fn wait(&mut self, deadline: Option<Instant>, watch_child: bool) -> Ready {
         let watch_child = watch_child && !self.reaped;
+        if watch_child && self.wants_pidfd() {
+            self.open_pidfd();
+        }
         let mut limit = deadline
             .map_or(WATCH_EVERY, |d| d.saturating_duration_since(Instant::now()))
             .min(WATCH_EVERY);
-        let pidfd = self.pidfd.as_ref().filter(|_| watch_child);
-        if watch_child && pidfd.is_none() {
-            limit = limit.min(NO_PIDFD_EVERY);
-        }
+        let (pidfd, ask) = match &self.pidfd {
+            Pidfd::Open(fd) if watch_child => (Some(fd), false),
+            Pidfd::NotYet if watch_child => {
+                // Until the pidfd is opened, at the latest at `PIDFD_AFTER`.
+                let left = PIDFD_AFTER.saturating_sub(self.spawned.elapsed());
+                limit = limit.min(left);
+                (None, false)
+            }
+            Pidfd::None if watch_child => {
+                limit = limit.min(NO_PIDFD_EVERY);
+                (None, true)
+            }
+            _ => (None, false),
+        };
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
         let mut which: Vec<u8> = Vec::with_capacity(3);
         if let Some(src) = &self.stdout.src {
@@ -672,11 +712,48 @@ impl Run<'_> {
                 _ => ready.child = true,
             }
         }
-        if watch_child && pidfd.is_none() {
+        if ask {
             // No pidfd: ask every time.
             ready.child = true;
         }
         ready
+    }
+
+    /// Reaps the main child after a pipe of its closed, if it has exited. A child closes its
+    /// pipes a few microseconds before it can be reaped, and their end-of-file often wakes this
+    /// thread in between (onto the exiting child's CPU: the wake-up comes from its exit). When
+    /// both are closed, yielding once lets it finish, rather than a pidfd and another sleep.
+    fn exit_seen(&mut self) -> Option<io::Result<ExitStatus>> {
+        let asked = Ready {
+            child: true,
+            ..Ready::default()
+        };
+        let exited = self.check_exit(asked);
+        if exited.is_some() || !self.pipes_closed() {
+            return exited;
+        }
+        std::thread::yield_now();
+        self.check_exit(asked)
+    }
+
+    /// A pidfd is opened once the child has run [`PIDFD_AFTER`] or closed both pipes (then
+    /// only a pidfd can say when it exits), if it was not reaped first.
+    fn wants_pidfd(&self) -> bool {
+        matches!(self.pidfd, Pidfd::NotYet)
+            && (self.pipes_closed() || self.spawned.elapsed() >= PIDFD_AFTER)
+    }
+
+    fn open_pidfd(&mut self) {
+        if !matches!(self.pidfd, Pidfd::NotYet) || self.reaped {
+            return;
+        }
+        self.pidfd = match self
+            .pid
+            .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok())
+        {
+            Some(fd) => Pidfd::Open(fd),
+            None => Pidfd::None,
+        };
     }
 
     /// Reaps the main child if it has exited; `None` while it runs (or once it is reaped).
@@ -687,14 +764,14 @@ impl Run<'_> {
         match self.child.try_wait() {
             Ok(Some(status)) => {
                 self.reaped = true;
-                self.pidfd = None;
+                self.pidfd = Pidfd::None;
                 Some(Ok(status))
             }
             Ok(None) => None,
             Err(err) => {
                 // Not ours to wait for any more (ECHILD): nothing will ever say it exited.
                 self.reaped = true;
-                self.pidfd = None;
+                self.pidfd = Pidfd::None;
                 Some(Err(err))
             }
         }
@@ -708,6 +785,10 @@ impl Run<'_> {
         if ready.stderr {
             self.stderr.read_once(&mut self.buf, &mut self.collector);
         }
+    }
+
+    fn pipes_open(&self) -> usize {
+        usize::from(self.stdout.is_open()) + usize::from(self.stderr.is_open())
     }
 
     fn pipes_closed(&self) -> bool {

@@ -563,6 +563,42 @@ async fn grandchild_holding_stdout_does_not_hang_the_run() {
     assert_group_gone(result.pid).await;
 }
 
+/// Closed pipes are not taken for an exit: the run lasts as long as the child, and its code
+/// is the one it exits with (its exit is then seen through a pidfd, not the pipes).
+#[tokio::test]
+async fn a_child_that_closes_its_output_early_is_waited_for_to_its_exit() {
+    let spec = sh("echo before; exec >&- 2>&-; sleep 0.3; exit 3");
+    let result = run(&spec).await;
+    assert_eq!(result.outcome, Outcome::Exited(3), "{result:?}");
+    assert_eq!(result.stdout, "before\n");
+    assert!(
+        result.duration >= Duration::from_millis(300),
+        "{:?}",
+        result.duration
+    );
+}
+
+/// A short run whose pipes close as it exits is reaped on their end-of-file, over and over;
+/// each result is its own (no run takes another's exit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_short_runs_at_once_each_get_their_own_exit_code() {
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        runs.spawn(async move {
+            let spec = sh(&format!("echo {i}; exit {}", i % 4));
+            (i, run(&spec).await)
+        });
+    }
+    let mut seen = 0;
+    while let Some(joined) = runs.join_next().await {
+        let (i, result) = joined.expect("task");
+        assert_eq!(result.outcome, Outcome::Exited(i % 4), "{result:?}");
+        assert_eq!(result.stdout, format!("{i}\n"));
+        seen += 1;
+    }
+    assert_eq!(seen, 64);
+}
+
 #[tokio::test]
 async fn grandchild_writing_forever_does_not_hang_the_run() {
     let spec = sh("(while :; do echo x; done) & echo hi");
