@@ -1,5 +1,6 @@
 //! Hub unit tests: the scheduler on tokio's paused clock (splay, cron across DST, clock jumps,
-//! restarts), overlap policies against a real schema, and the bus's lag reporting.
+//! restarts), overlap policies against a real schema, the bus's lag reporting, and what the
+//! local pool reports of an exec run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -598,4 +599,90 @@ fn heartbeat_cron_deadline() {
         next_transition(&entry).map(|t| t.at),
         Some(expected + 60_000)
     );
+}
+
+/// A run's duration is its process's: under load exec runs wait for one of the pool's process
+/// threads, and that wait is not part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_runs_duration_leaves_out_its_wait_for_a_process_thread() {
+    use crate::worker::{WorkerOptions, WorkerPool};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = warden_store::Store::open(dir.path(), warden_store::StoreOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (bus, mut recorder_events) = Bus::new(1_024, 1_024);
+    let drain = tokio::spawn(async move { while recorder_events.recv().await.is_some() {} });
+    let mut events = bus.subscribe();
+    let config = CheckConfig {
+        name: "slow".to_string(),
+        schedule: Schedule::Every(Duration::from_secs(60)),
+        timeout: Duration::from_secs(10),
+        overlap: Overlap::Allow,
+        labels: BTreeMap::new(),
+        links: Vec::new(),
+        kind: CheckKind::Exec(warden_core::config::ExecCheck {
+            command: vec!["sh".into(), "-c".into(), "sleep 0.3".into()],
+            env: BTreeMap::new(),
+            cwd: None,
+            clean_env: false,
+        }),
+    };
+    let payload = serde_json::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let runs = 3;
+    store
+        .write(move |conn| {
+            for _ in 0..runs {
+                queue::enqueue(
+                    conn,
+                    &queue::NewRun {
+                        check_id: None,
+                        kind: "check".to_string(),
+                        payload: payload.clone(),
+                        priority: 0,
+                        run_at: 0,
+                        max_attempts: 1,
+                        dedup_key: None,
+                        concurrency_key: None,
+                    },
+                    warden_store::now_ms(),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // One process at a time: the runs are leased together and wait their turn.
+    let options = WorkerOptions {
+        process_concurrency: 1,
+        ..WorkerOptions::default()
+    };
+    let pool = WorkerPool::new(store.clone(), bus.clone(), Arc::default(), options);
+    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+    let running = tokio::spawn(pool.run(stop.clone(), abort));
+    let started = std::time::Instant::now();
+    let mut durations = Vec::new();
+    while durations.len() < runs {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no result after 30 s; got {durations:?}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let EventKind::RunFinished {
+            duration_ms,
+            status,
+            ..
+        } = &event.kind
+        {
+            assert_eq!(*status, warden_core::Status::Ok);
+            durations.push(*duration_ms);
+        }
+    }
+    // They ran one after another...
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // ...and each took its own 0.3 s, the last one included.
+    for duration in &durations {
+        assert!((300..900).contains(duration), "{durations:?}");
+    }
+    stop.cancel();
+    let _ = running.await;
+    drop(bus);
+    let _ = drain.await;
 }

@@ -492,7 +492,11 @@ impl WorkerPool {
             }
             let outcome = judge(&result, timeout).map(Judged::from);
             if let Some(outcome) = settle(&in_flight, run_id, outcome) {
-                let finished = finished(&lease, Some(name), outcome, started);
+                // The process's own time: not the wait for one of the runner's threads.
+                let ran_from = Instant::now()
+                    .checked_sub(result.duration)
+                    .unwrap_or(started);
+                let finished = finished(&lease, Some(name), outcome, ran_from);
                 if completions.blocking_send(finished).is_err() {
                     tracing::warn!(
                         run_id,
