@@ -88,6 +88,9 @@ impl RunsInFlight {
 /// scheduler enqueues without a copy of them (`queue::CHECK_SPEC_PAYLOAD`).
 pub(crate) type CheckSpecs = Arc<HashMap<i64, Arc<str>>>;
 
+/// The configured checks' definitions parsed, by check id, with the text they were parsed from.
+type ParsedSpecs = Arc<HashMap<i64, (Arc<str>, Arc<CheckConfig>)>>;
+
 /// Host samplers by check id: each keeps the previous counters its rates come from.
 type HostSamplers = Arc<Mutex<HashMap<String, Arc<Mutex<HostSampler>>>>>;
 
@@ -107,6 +110,7 @@ pub struct WorkerPool {
     handed: mpsc::UnboundedReceiver<Handed>,
     hand: mpsc::UnboundedSender<Handed>,
     specs: CheckSpecs,
+    parsed: ParsedSpecs,
 }
 
 /// Lets the scheduler lease for the local pool in the same write that enqueues due slots, and
@@ -227,15 +231,38 @@ impl WorkerPool {
             handed,
             hand,
             specs: CheckSpecs::default(),
+            parsed: Arc::default(),
             options,
         }
     }
 
     /// The definitions of the configured checks, so leasing their runs reads none from the
-    /// store.
+    /// store, and their runs' payloads are not parsed again for each run.
     pub(crate) fn with_specs(mut self, specs: CheckSpecs) -> WorkerPool {
+        self.parsed = Arc::new(
+            specs
+                .iter()
+                .filter_map(|(&check_id, spec)| {
+                    let config = serde_json::from_str::<CheckConfig>(spec).ok()?;
+                    Some((check_id, (Arc::clone(spec), Arc::new(config))))
+                })
+                .collect(),
+        );
         self.specs = specs;
         self
+    }
+
+    /// A lease's check definition: the one parsed at start when the payload is that check's
+    /// configured definition (nearly every run), else parsed from the payload.
+    fn config_of(&self, lease: &Lease) -> Result<Arc<CheckConfig>, serde_json::Error> {
+        let known = lease
+            .check_id
+            .and_then(|check_id| self.parsed.get(&check_id))
+            .filter(|(spec, _)| **spec == *lease.payload);
+        match known {
+            Some((_, config)) => Ok(Arc::clone(config)),
+            None => serde_json::from_str(&lease.payload).map(Arc::new),
+        }
     }
 
     /// A handle for leasing on the pool's behalf (see [`Handoff`]).
@@ -373,7 +400,7 @@ impl WorkerPool {
                     Err(_) => break,
                 },
             };
-            let config: Result<CheckConfig, _> = serde_json::from_str(&lease.payload);
+            let config = self.config_of(&lease);
             starting.push((lease, config, permit));
         }
         self.bus
@@ -938,7 +965,7 @@ impl RunJob {
     async fn execute(
         self,
         lease: Lease,
-        config: Result<CheckConfig, serde_json::Error>,
+        config: Result<Arc<CheckConfig>, serde_json::Error>,
         started: Instant,
         cancel: CancellationToken,
     ) {
