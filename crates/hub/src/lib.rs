@@ -422,7 +422,7 @@ impl SlotSink for StoreSink {
                 handoff.enqueue_and_lease(conn, &slots, now)
             })
             .await;
-        let (outcomes, leases, inserted) = match outcomes {
+        let (outcomes, leases, inserted, held) = match outcomes {
             Ok(written) => written,
             Err(error) => {
                 tracing::error!(%error, "cannot enqueue due checks");
@@ -468,7 +468,7 @@ impl SlotSink for StoreSink {
         self.bus.publish_all(events).await;
         // After the announcements, so a run's `RunStarted` never comes before its `RunQueued`.
         let handed = leases.len();
-        if !self.handoff.give(leases, inserted) {
+        if !self.handoff.give(leases, inserted, held) {
             tracing::warn!(handed, "the local pool has stopped; its leases will expire");
         }
         if enqueued > handed {

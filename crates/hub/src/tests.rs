@@ -601,33 +601,40 @@ fn heartbeat_cron_deadline() {
     );
 }
 
-/// A run's duration is its process's: under load exec runs wait for one of the pool's process
-/// threads, and that wait is not part of it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exec_runs_duration_leaves_out_its_wait_for_a_process_thread() {
-    use crate::worker::{WorkerOptions, WorkerPool};
+/// A store, a bus whose recorder side is drained, and a live subscription to it.
+fn pool_fixture() -> (
+    tempfile::TempDir,
+    warden_store::Store,
+    Bus,
+    tokio::sync::broadcast::Receiver<Arc<crate::bus::Event>>,
+    tokio::task::JoinHandle<()>,
+) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = warden_store::Store::open(dir.path(), warden_store::StoreOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let (bus, mut recorder_events) = Bus::new(1_024, 1_024);
+    let (bus, mut recorder_events) = Bus::new(4_096, 1_024);
     let drain = tokio::spawn(async move { while recorder_events.recv().await.is_some() {} });
-    let mut events = bus.subscribe();
+    let events = bus.subscribe();
+    (dir, store, bus, events, drain)
+}
+
+/// Enqueues `runs` runs of an `exec` check running `script` with `sh -c`.
+async fn enqueue_exec_runs(store: &warden_store::Store, script: &str, runs: usize) {
     let config = CheckConfig {
-        name: "slow".to_string(),
+        name: "script".to_string(),
         schedule: Schedule::Every(Duration::from_secs(60)),
         timeout: Duration::from_secs(10),
         overlap: Overlap::Allow,
         labels: BTreeMap::new(),
         links: Vec::new(),
         kind: CheckKind::Exec(warden_core::config::ExecCheck {
-            command: vec!["sh".into(), "-c".into(), "sleep 0.3".into()],
+            command: vec!["sh".into(), "-c".into(), script.into()],
             env: BTreeMap::new(),
             cwd: None,
             clean_env: false,
         }),
     };
     let payload = serde_json::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    let runs = 3;
     store
         .write(move |conn| {
             for _ in 0..runs {
@@ -650,15 +657,13 @@ async fn an_exec_runs_duration_leaves_out_its_wait_for_a_process_thread() {
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    // One process at a time: the runs are leased together and wait their turn.
-    let options = WorkerOptions {
-        process_concurrency: 1,
-        ..WorkerOptions::default()
-    };
-    let pool = WorkerPool::new(store.clone(), bus.clone(), Arc::default(), options);
-    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
-    let running = tokio::spawn(pool.run(stop.clone(), abort));
-    let started = std::time::Instant::now();
+}
+
+/// The `duration_ms` of the next `runs` runs to finish, each asserted ok.
+async fn finished_durations(
+    events: &mut tokio::sync::broadcast::Receiver<Arc<crate::bus::Event>>,
+    runs: usize,
+) -> Vec<i64> {
     let mut durations = Vec::new();
     while durations.len() < runs {
         let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
@@ -675,12 +680,67 @@ async fn an_exec_runs_duration_leaves_out_its_wait_for_a_process_thread() {
             durations.push(*duration_ms);
         }
     }
+    durations
+}
+
+/// A run's duration is its process's: under load exec runs wait for one of the pool's process
+/// threads, and that wait is not part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_runs_duration_leaves_out_its_wait_for_a_process_thread() {
+    use crate::worker::{WorkerOptions, WorkerPool};
+    let (_dir, store, bus, mut events, drain) = pool_fixture();
+    let runs = 3;
+    enqueue_exec_runs(&store, "sleep 0.3", runs).await;
+    // One process at a time: the runs are leased together and wait their turn.
+    let options = WorkerOptions {
+        process_concurrency: 1,
+        ..WorkerOptions::default()
+    };
+    let pool = WorkerPool::new(store.clone(), bus.clone(), Arc::default(), options);
+    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+    let running = tokio::spawn(pool.run(stop.clone(), abort));
+    let started = std::time::Instant::now();
+    let durations = finished_durations(&mut events, runs).await;
     // They ran one after another...
     assert!(started.elapsed() >= Duration::from_millis(900));
     // ...and each took its own 0.3 s, the last one included.
     for duration in &durations {
         assert!((300..900).contains(duration), "{durations:?}");
     }
+    stop.cancel();
+    let _ = running.await;
+    drop(bus);
+    let _ = drain.await;
+}
+
+/// Many more runs than the pool has slots all run: each finished run gives its slot back, and
+/// the pool leases again with the slots it holds, in lots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_with_few_slots_runs_many_more_runs_than_it_has_slots() {
+    use crate::worker::{WorkerOptions, WorkerPool};
+    let (_dir, store, bus, mut events, drain) = pool_fixture();
+    let runs = 200;
+    enqueue_exec_runs(&store, "exit 0", runs).await;
+    let options = WorkerOptions {
+        concurrency: 8,
+        process_concurrency: 2,
+        ..WorkerOptions::default()
+    };
+    let pool = WorkerPool::new(store.clone(), bus.clone(), Arc::default(), options);
+    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+    let running = tokio::spawn(pool.run(stop.clone(), abort));
+    assert_eq!(finished_durations(&mut events, runs).await.len(), runs);
+    let left: i64 = store
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM runs WHERE state != 'completed'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap_or(-1);
+    assert_eq!(left, 0);
     stop.cancel();
     let _ = running.await;
     drop(bus);

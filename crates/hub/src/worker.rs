@@ -133,8 +133,11 @@ impl Handoff {
         conn: &warden_store::Connection,
         slots: &[crate::scheduler::DueSlot],
         now: i64,
-    ) -> Result<(Vec<crate::scheduler::SlotOutcome>, Vec<Lease>, usize), StoreError> {
-        let room = self.slots.available_permits();
+    ) -> Result<(Vec<crate::scheduler::SlotOutcome>, Vec<Lease>, usize, Slots), StoreError> {
+        // The free slots are taken now, so the pool's own leasing cannot count them too (its
+        // runs would then wait for slots one at a time, each freed slot a wake-up).
+        let mut held = Slots::take_free(&self.slots);
+        let room = held.count();
         let leasing = crate::scheduler::Leasing {
             to: queue::LeaseTo {
                 owner: &self.owner,
@@ -153,7 +156,8 @@ impl Handoff {
         let inserted = leases.len();
         let more = self.lease_up_to(conn, room.saturating_sub(inserted), now)?;
         leases.extend(more);
-        Ok((outcomes, leases, inserted))
+        held.keep(leases.len());
+        Ok((outcomes, leases, inserted, held))
     }
 
     /// Leases up to `free` due runs of the kinds the pool runs, in the pool's name.
@@ -177,8 +181,16 @@ impl Handoff {
 
     /// Gives the pool leases taken for it; false when the pool has stopped (the leases then
     /// expire and go back to the queue).
-    pub(crate) fn give(&self, leases: Vec<Lease>, announced: usize) -> bool {
-        leases.is_empty() || self.hand.send(Handed { leases, announced }).is_ok()
+    pub(crate) fn give(&self, leases: Vec<Lease>, announced: usize, slots: Slots) -> bool {
+        leases.is_empty()
+            || self
+                .hand
+                .send(Handed {
+                    leases,
+                    announced,
+                    slots,
+                })
+                .is_ok()
     }
 
     /// The name runs leased for the pool are held under (`RunStarted.worker`).
@@ -188,10 +200,56 @@ impl Handoff {
 }
 
 /// Leases handed to the pool; the first `announced` of them were announced (`RunStarted`) by
-/// whoever took them, in the same burst as their `RunQueued`.
+/// whoever took them, in the same burst as their `RunQueued`. `slots` holds a run slot for
+/// each (or fewer, should some have been taken meanwhile: the rest wait for theirs).
 pub(crate) struct Handed {
     leases: Vec<Lease>,
     announced: usize,
+    slots: Slots,
+}
+
+/// Run slots held together (one permit of the pool's semaphore each), handed out one per run.
+#[derive(Default)]
+pub(crate) struct Slots(Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl Slots {
+    /// Every slot free now (none if none is).
+    fn take_free(semaphore: &Arc<Semaphore>) -> Slots {
+        let free = u32::try_from(semaphore.available_permits()).unwrap_or(u32::MAX);
+        Slots(
+            (free > 0)
+                .then(|| Arc::clone(semaphore).try_acquire_many_owned(free).ok())
+                .flatten(),
+        )
+    }
+
+    fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |held| held.num_permits())
+    }
+
+    fn add(&mut self, more: Slots) {
+        match (&mut self.0, more.0) {
+            (Some(held), Some(more)) => held.merge(more),
+            (none @ None, more) => *none = more,
+            (_, None) => {}
+        }
+    }
+
+    /// Frees all but `n`.
+    fn keep(&mut self, n: usize) {
+        let extra = self.count().saturating_sub(n);
+        if extra > 0 {
+            drop(self.0.as_mut().and_then(|held| held.split(extra)));
+        }
+    }
+
+    /// One slot, if any is held.
+    fn one(&mut self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0
+            .as_mut()
+            .filter(|held| held.num_permits() > 0)
+            .and_then(|held| held.split(1))
+    }
 }
 
 /// A finished attempt on its way to the store.
@@ -301,14 +359,19 @@ impl WorkerPool {
         loop {
             // Leases handed over by the scheduler first; then wait for a free slot (or more
             // handed leases) before leasing.
-            while let Ok(Handed { leases, announced }) = handed.try_recv() {
-                self.start(leases, announced, None, &slots, &runs, &abort, &completions)
+            while let Ok(Handed {
+                leases,
+                announced,
+                slots: held,
+            }) = handed.try_recv()
+            {
+                self.start(leases, announced, held, &slots, &runs, &abort, &completions)
                     .await;
             }
             let first = tokio::select! {
                 () = stop.cancelled() => break,
-                Some(Handed { leases, announced }) = handed.recv() => {
-                    self.start(leases, announced, None, &slots, &runs, &abort, &completions).await;
+                Some(Handed { leases, announced, slots: held }) = handed.recv() => {
+                    self.start(leases, announced, held, &slots, &runs, &abort, &completions).await;
                     continue;
                 }
                 permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -336,7 +399,10 @@ impl WorkerPool {
             if stop.is_cancelled() {
                 break;
             }
-            let free = slots.available_permits() + 1;
+            // Every free slot is taken before the lease, for the same reason as the scheduler's.
+            let mut held = Slots(Some(first));
+            held.add(Slots::take_free(&slots));
+            let free = held.count();
             let handoff = handoff.clone();
             let leased = self
                 .store
@@ -351,18 +417,19 @@ impl WorkerPool {
                 }
             };
             if leases.is_empty() {
-                drop(first);
+                drop(held);
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    Some(Handed { leases, announced }) = handed.recv() => {
-                        self.start(leases, announced, None, &slots, &runs, &abort, &completions).await;
+                    Some(Handed { leases, announced, slots: held }) = handed.recv() => {
+                        self.start(leases, announced, held, &slots, &runs, &abort, &completions).await;
                     }
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.options.idle_poll) => {}
                 }
                 continue;
             }
-            self.start(leases, 0, Some(first), &slots, &runs, &abort, &completions)
+            held.keep(leases.len());
+            self.start(leases, 0, held, &slots, &runs, &abort, &completions)
                 .await;
         }
         // Leases handed over but not started expire and go back to the queue.
@@ -374,25 +441,24 @@ impl WorkerPool {
         heartbeats.abort();
     }
 
-    /// Starts the leased runs, each holding a run slot (`first` is one already held): announces
-    /// them all at once (`RunStarted`; the first `announced` were announced already), then
-    /// finishes the trivial ones (`noop`) on the spot and gives every other one a task of its
-    /// own.
+    /// Starts the leased runs, each holding a run slot (from `held`, else waited for):
+    /// announces them all at once (`RunStarted`; the first `announced` were announced already),
+    /// then finishes the trivial ones (`noop`) on the spot, hands `exec` runs to the process
+    /// runner and gives every other one a task of its own.
     #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         leases: Vec<Lease>,
         announced: usize,
-        first: Option<tokio::sync::OwnedSemaphorePermit>,
+        mut held: Slots,
         slots: &Arc<Semaphore>,
         runs: &TaskTracker,
         abort: &CancellationToken,
         completions: &mpsc::Sender<Finished>,
     ) {
-        let mut permits: Vec<_> = first.into_iter().collect();
         let mut starting = Vec::with_capacity(leases.len());
         for lease in leases {
-            let permit = match permits.pop() {
+            let permit = match held.one() {
                 Some(permit) => permit,
                 None => match Arc::clone(slots).acquire_owned().await {
                     Ok(permit) => permit,
