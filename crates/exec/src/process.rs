@@ -514,7 +514,7 @@ struct Ready {
     child: bool,
 }
 
-/// The main child's pidfd, opened only for a child that outlives its pipes' first wait.
+/// The main child's pidfd, opened only for a child that outlives [`PIDFD_AFTER`] or its pipes.
 ///
 /// Most checks exit at once, and their pipes' end-of-file then says so: a `wait4(WNOHANG)`
 /// reaps them. A pidfd costs the watching thread two system calls and the child's exit the
