@@ -137,7 +137,7 @@ pub(crate) struct Engine {
     notifiers: Vec<NotifierConfig>,
     checks: HashMap<Arc<str>, CheckInfo>,
     /// Status rules that apply to a check, by check name (computed on first sight).
-    status_rules: HashMap<Arc<str>, Vec<usize>>,
+    status_rules: HashMap<Arc<str>, Arc<[usize]>>,
     /// Series rules that may apply to a series name (computed on first sight).
     series_rules: HashMap<Arc<str>, Vec<usize>>,
     /// Whether any rule is a series rule (without one, samples need no look-up at all).
@@ -266,9 +266,11 @@ impl Engine {
     }
 
     /// The status rules for a check: every `[[rule]]` that selects it, or the default rule.
-    fn status_rules_for(&mut self, check: &str) -> Vec<usize> {
-        if let Some(found) = self.status_rules.get(check) {
-            return found.clone();
+    /// The status rules that apply to `check` (computed on first sight), with the check's name
+    /// as the engine keeps it: a run costs no allocation for either.
+    fn status_rules_for(&mut self, check: &str) -> (Arc<str>, Arc<[usize]>) {
+        if let Some((name, found)) = self.status_rules.get_key_value(check) {
+            return (Arc::clone(name), Arc::clone(found));
         }
         let labels = self.check_labels(check);
         let mut found: Vec<usize> = self
@@ -285,8 +287,10 @@ impl Engine {
         if found.is_empty() {
             found.push(self.default_rule);
         }
-        self.status_rules.insert(Arc::from(check), found.clone());
-        found
+        let (name, found): (Arc<str>, Arc<[usize]>) = (Arc::from(check), Arc::from(found));
+        self.status_rules
+            .insert(Arc::clone(&name), Arc::clone(&found));
+        (name, found)
     }
 
     fn series_rules_for(&mut self, series: &str) -> Vec<usize> {
@@ -376,19 +380,20 @@ impl Engine {
 
     /// Evaluates every status rule that applies to the run's check.
     pub(crate) fn on_run(&mut self, run: &RunResult<'_>, actions: &mut Vec<Action>) {
-        let check: Arc<str> = Arc::from(run.check);
-        for rule in self.status_rules_for(run.check) {
+        let (check, rules) = self.status_rules_for(run.check);
+        for &rule in rules.iter() {
             let Some(RuleCondition::Status(status_rule)) =
-                self.rules.get(rule).map(|r| r.config.condition.clone())
+                self.rules.get(rule).map(|r| &r.config.condition)
             else {
                 continue;
             };
+            let failed = fails(status_rule, run.status);
+            let (trigger, success_threshold) = (status_rule.trigger, status_rule.success_threshold);
             let key: IncidentKey = (rule, Arc::clone(&check));
-            let failed = fails(&status_rule, run.status);
             let state = self.status.entry(key.clone()).or_default();
-            state.record(failed, &status_rule.trigger);
+            state.record(failed, &trigger);
             let is_open = self.open.contains_key(&key);
-            if !is_open && state.fires(&status_rule.trigger) {
+            if !is_open && state.fires(&trigger) {
                 // The window starts over once it has fired.
                 *state = StatusState::default();
                 let opening = self.opening(
@@ -402,7 +407,7 @@ impl Engine {
                     run.at,
                 );
                 actions.push(opening);
-            } else if is_open && state.successes_in_a_row >= status_rule.success_threshold {
+            } else if is_open && state.successes_in_a_row >= success_threshold {
                 *state = StatusState::default();
                 actions.push(self.resolution(key, run.status.as_str(), run.summary, run.at));
             }
