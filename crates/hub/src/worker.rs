@@ -491,7 +491,12 @@ impl WorkerPool {
                 && matches!(config.kind, CheckKind::Noop)
             {
                 let outcome = Judged::plain(Status::Ok, "ok");
-                let finished = finished(&lease, Some(config.name.clone()), outcome, started);
+                let finished = finished(
+                    &lease,
+                    Some(config.name.clone()),
+                    outcome,
+                    started.elapsed(),
+                );
                 drop(permit);
                 report(completions, finished).await;
                 continue;
@@ -517,7 +522,6 @@ impl WorkerPool {
                     lease,
                     name,
                     timeout,
-                    started,
                     cancel,
                     permit,
                     runs,
@@ -547,7 +551,6 @@ impl WorkerPool {
         lease: Lease,
         name: String,
         timeout: Duration,
-        started: Instant,
         cancel: CancellationToken,
         permit: tokio::sync::OwnedSemaphorePermit,
         runs: &TaskTracker,
@@ -586,10 +589,7 @@ impl WorkerPool {
             let outcome = judge(&result, timeout).map(Judged::from);
             if let Some(outcome) = settle(&in_flight, run_id, outcome) {
                 // The process's own time: not the wait for one of the runner's threads.
-                let ran_from = Instant::now()
-                    .checked_sub(result.duration)
-                    .unwrap_or(started);
-                let finished = finished(&lease, Some(name), outcome, ran_from);
+                let finished = finished(&lease, Some(name), outcome, result.duration);
                 if completions.blocking_send(finished).is_err() {
                     tracing::warn!(
                         run_id,
@@ -655,9 +655,9 @@ struct PerfValue<'a> {
 }
 
 /// A judged attempt in the shape the completer writes.
-fn finished(lease: &Lease, check: Option<String>, outcome: Judged, started: Instant) -> Finished {
+fn finished(lease: &Lease, check: Option<String>, outcome: Judged, took: Duration) -> Finished {
     let finished_at = warden_store::now_ms();
-    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let duration_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
     let samples = samples_of(check.as_deref().unwrap_or("run"), &outcome, finished_at);
     let result = RunResult {
         duration_ms,
@@ -692,10 +692,11 @@ fn finished(lease: &Lease, check: Option<String>, outcome: Judged, started: Inst
     }
 }
 
-/// A busy pool leases when this many slots are free (at most a quarter of its slots), checking every [`LEASE_LINGER`], or after
-/// [`LEASE_LINGER_MAX`]: at ~1,800 exec runs a second that is a lot of ~36 leases every 20 ms
-/// rather than one of ~9 every 5 ms, for a quarter of the writes. The runs leased already
-/// cover the pause (the pool holds up to 256, its processes run 4 × cores at once).
+/// A busy pool leases when this many slots are free (at most a quarter of its slots), checking
+/// every [`LEASE_LINGER`], or after [`LEASE_LINGER_MAX`]: at ~1,800 exec runs a second that is
+/// a lot of ~36 leases every 20 ms rather than one of ~9 every 5 ms, for a quarter of the
+/// writes. The runs leased already cover the pause (the pool holds up to 256, its processes run
+/// 4 × cores at once).
 const LEASE_BATCH: usize = 64;
 const LEASE_LINGER: Duration = Duration::from_millis(5);
 const LEASE_LINGER_MAX: Duration = Duration::from_millis(20);
@@ -1053,7 +1054,7 @@ impl RunJob {
         };
         report(
             &self.completions,
-            finished(&lease, check_name, outcome, started),
+            finished(&lease, check_name, outcome, started.elapsed()),
         )
         .await;
     }
