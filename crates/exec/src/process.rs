@@ -792,7 +792,7 @@ impl Run<'_> {
     }
 
     fn pipes_closed(&self) -> bool {
-        !self.stdout.is_open() && !self.stderr.is_open()
+        self.pipes_open() == 0
     }
 }
 

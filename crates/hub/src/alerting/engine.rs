@@ -265,9 +265,9 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// The status rules for a check: every `[[rule]]` that selects it, or the default rule.
-    /// The status rules that apply to `check` (computed on first sight), with the check's name
-    /// as the engine keeps it: a run costs no allocation for either.
+    /// The status rules for a check: every `[[rule]]` that selects it, or the default rule
+    /// (computed on first sight), with the check's name as the engine keeps it: a run costs no
+    /// allocation for either.
     fn status_rules_for(&mut self, check: &str) -> (Arc<str>, Arc<[usize]>) {
         if let Some((name, found)) = self.status_rules.get_key_value(check) {
             return (Arc::clone(name), Arc::clone(found));
